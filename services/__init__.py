@@ -1,0 +1,1 @@
+"""The four Whistle services; each runs as ``python -m services.<name>``."""

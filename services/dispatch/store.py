@@ -1,0 +1,134 @@
+"""Dispatch's own database: the work order's state, its dispatches, and its history."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, DateTime, Identity, Integer, String, Text, func, select, update
+from sqlalchemy.dialects.postgresql import JSONB, insert
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.orm import Mapped, mapped_column
+
+from shared.db import Base, service_metadata
+from shared.messaging import InboxRow, OutboxRow
+
+
+class Model(Base):
+    __abstract__ = True
+    metadata = service_metadata()
+
+
+class Inbox(InboxRow, Model):
+    __tablename__ = "inbox"
+
+
+class Outbox(OutboxRow, Model):
+    __tablename__ = "outbox"
+
+
+class Order(Model):
+    __tablename__ = "orders"
+
+    id: Mapped[str] = mapped_column(String(80), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16))
+    level: Mapped[str] = mapped_column(String(16))
+    source: Mapped[str] = mapped_column(String(16))
+    category: Mapped[str] = mapped_column(String(64))
+    category_name: Mapped[str] = mapped_column(String(64))
+    urgency: Mapped[str] = mapped_column(String(16))
+    street: Mapped[str | None] = mapped_column(String(100))
+    community: Mapped[str | None] = mapped_column(String(100))
+    grid: Mapped[str | None] = mapped_column(String(64))
+    property_company: Mapped[str | None] = mapped_column(String(64))
+    summary: Mapped[str] = mapped_column(Text)
+    address: Mapped[str | None] = mapped_column(Text)
+    location: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    contact: Mapped[dict[str, Any] | None] = mapped_column(JSONB)  # masked only
+    reopen_count: Mapped[int] = mapped_column(Integer, default=0)
+    opened_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Dispatch(Model):
+    __tablename__ = "dispatches"
+
+    id: Mapped[str] = mapped_column(String(80), primary_key=True)
+    work_order_id: Mapped[str] = mapped_column(String(80), index=True)
+    department: Mapped[str] = mapped_column(String(64))
+    role: Mapped[str] = mapped_column(String(8))
+    level: Mapped[str] = mapped_column(String(16))
+    attempt: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16))  # assigned, accepted, resolved, rejected, cancelled
+    accept_by: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    resolve_by: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class History(Model):
+    """Every state change of an order with its cause, for the timeline."""
+
+    __tablename__ = "history"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    work_order_id: Mapped[str] = mapped_column(String(80), index=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    event: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))
+    level: Mapped[str] = mapped_column(String(16))
+    caused_by: Mapped[str] = mapped_column(String(200))
+    detail: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+async def insert_order(conn: AsyncConnection, values: dict[str, Any]) -> bool:
+    stmt = insert(Order).values(**values).on_conflict_do_nothing().returning(Order.id)
+    return (await conn.execute(stmt)).first() is not None
+
+
+async def lock_order(conn: AsyncConnection, order_id: str) -> Row[Any] | None:
+    """The order row, locked: one order's changes apply one at a time, whatever topic they came from."""
+    stmt = select(Order).where(Order.id == order_id).with_for_update()
+    return (await conn.execute(stmt)).first()
+
+
+async def update_order(conn: AsyncConnection, order_id: str, **values: Any) -> None:
+    await conn.execute(update(Order).where(Order.id == order_id).values(**values))
+
+
+async def get_dispatch(conn: AsyncConnection, dispatch_id: str) -> Row[Any] | None:
+    return (await conn.execute(select(Dispatch).where(Dispatch.id == dispatch_id))).first()
+
+
+async def open_dispatches(conn: AsyncConnection, order_id: str) -> list[Row[Any]]:
+    stmt = select(Dispatch).where(
+        Dispatch.work_order_id == order_id, Dispatch.status.in_(("assigned", "accepted"))
+    )
+    return list((await conn.execute(stmt)).all())
+
+
+async def set_dispatch_status(conn: AsyncConnection, dispatch_id: str, status: str, **values: Any) -> None:
+    await conn.execute(update(Dispatch).where(Dispatch.id == dispatch_id).values(status=status, **values))
+
+
+async def attempts_by_department(conn: AsyncConnection, order_id: str) -> dict[str, int]:
+    stmt = (
+        select(Dispatch.department, func.count())
+        .where(Dispatch.work_order_id == order_id)
+        .group_by(Dispatch.department)
+    )
+    return {dept: n for dept, n in (await conn.execute(stmt)).all()}
+
+
+async def add_dispatches(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
+    await conn.execute(insert(Dispatch), rows)
+
+
+async def record(conn: AsyncConnection, **values: Any) -> None:
+    await conn.execute(insert(History).values(**values))
+
+
+async def timeline(conn: AsyncConnection, order_id: str) -> list[Row[Any]]:
+    stmt = select(History).where(History.work_order_id == order_id).order_by(History.id)
+    return list((await conn.execute(stmt)).all())

@@ -1,0 +1,94 @@
+"""Escalation's own database: one row per running deadline (the clocks)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Boolean, DateTime, String, func, select, text, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.orm import Mapped, mapped_column
+
+from shared.db import Base, service_metadata
+from shared.messaging import InboxRow, OutboxRow
+
+
+class Model(Base):
+    __abstract__ = True
+    metadata = service_metadata()
+
+
+class Inbox(InboxRow, Model):
+    __tablename__ = "inbox"
+
+
+class Outbox(OutboxRow, Model):
+    __tablename__ = "outbox"
+
+
+class Clock(Model):
+    __tablename__ = "clocks"
+
+    id: Mapped[str] = mapped_column(String(120), primary_key=True)  # <dispatch_id>:<kind>
+    work_order_id: Mapped[str] = mapped_column(String(80), index=True)
+    dispatch_id: Mapped[str] = mapped_column(String(100))
+    department: Mapped[str] = mapped_column(String(64))
+    level: Mapped[str] = mapped_column(String(16))
+    area: Mapped[str] = mapped_column(String(100))  # the key of its alerts: the order's community or street
+    kind: Mapped[str] = mapped_column(String(8))
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    due_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    remind_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    reminded: Mapped[bool] = mapped_column(Boolean, default=False)
+    state: Mapped[str] = mapped_column(String(8), default="open")  # open, fired, stopped
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+# Due work, claimed so that replicas never fire the same clock twice.
+_DUE = text(
+    "SELECT * FROM clocks WHERE state = 'open' AND (due_at <= :now OR (NOT reminded AND remind_at <= :now)) "
+    "ORDER BY due_at LIMIT :n FOR UPDATE SKIP LOCKED"
+)
+
+
+async def start(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        await conn.execute(insert(Clock).on_conflict_do_nothing(), rows)
+
+
+async def stop(
+    conn: AsyncConnection, work_order_id: str, *, kind: str | None = None, dispatch_id: str | None = None
+) -> None:
+    stmt = update(Clock).where(Clock.work_order_id == work_order_id, Clock.state == "open")
+    if kind:
+        stmt = stmt.where(Clock.kind == kind)
+    if dispatch_id:
+        stmt = stmt.where(Clock.dispatch_id == dispatch_id)
+    await conn.execute(stmt.values(state="stopped", updated_at=func.now()))
+
+
+async def move(conn: AsyncConnection, clock_id: str, due_at: datetime, remind_at: datetime) -> None:
+    stmt = (
+        update(Clock)
+        .where(Clock.id == clock_id, Clock.state == "open")
+        .values(due_at=due_at, remind_at=remind_at, reminded=False, updated_at=func.now())
+    )
+    await conn.execute(stmt)
+
+
+async def get(conn: AsyncConnection, clock_id: str) -> Row[Any] | None:
+    return (await conn.execute(select(Clock).where(Clock.id == clock_id))).first()
+
+
+async def claim_due(conn: AsyncConnection, now: datetime, limit: int = 200) -> list[Row[Any]]:
+    return list((await conn.execute(_DUE, {"now": now, "n": limit})).all())
+
+
+async def mark(conn: AsyncConnection, clock_id: str, **values: Any) -> None:
+    await conn.execute(update(Clock).where(Clock.id == clock_id).values(updated_at=func.now(), **values))
+
+
+async def open_count(conn: AsyncConnection) -> int:
+    return int((await conn.execute(text("SELECT count(*) FROM clocks WHERE state = 'open'"))).scalar_one())

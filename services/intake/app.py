@@ -1,0 +1,33 @@
+"""Wiring of the intake service."""
+
+from __future__ import annotations
+
+from faststream.asgi import AsgiFastStream
+
+from shared import contract
+from shared.reference import load_jurisdiction
+from shared.service import Service, build_service
+from shared.settings import Settings
+
+from . import handlers, store
+
+NAME = "intake"
+
+
+def create_app(settings: Settings) -> tuple[AsgiFastStream, Service]:
+    ref = load_jurisdiction(settings.jurisdiction_file)
+    return build_service(
+        NAME,
+        settings,
+        inbox=store.Inbox.__table__,  # type: ignore[arg-type]
+        outbox=store.Outbox.__table__,  # type: ignore[arg-type]
+        routes=handlers.routes(ref),
+        strict_topics=[contract.HOTLINE_CALLS, contract.GRID_REPORTS],
+        publishes=[
+            contract.WORKORDER_EVENTS,
+            contract.INTAKE_ORDERS,
+            contract.INTAKE_CONTACTS,
+            contract.ALERTS,
+            contract.DEADLETTER,
+        ],
+    )

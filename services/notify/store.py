@@ -1,0 +1,93 @@
+"""Notify's own database: residents' contacts (personal data) and every notification with its attempts."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import DateTime, Integer, String, Text, func, select, text, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.orm import Mapped, mapped_column
+
+from shared.db import Base, service_metadata
+from shared.messaging import InboxRow, OutboxRow
+
+
+class Model(Base):
+    __abstract__ = True
+    metadata = service_metadata()
+
+
+class Inbox(InboxRow, Model):
+    __tablename__ = "inbox"
+
+
+class Outbox(OutboxRow, Model):
+    __tablename__ = "outbox"
+
+
+class Contact(Model):
+    """Personal data, to reach the resident; never logged or published."""
+
+    __tablename__ = "contacts"
+
+    work_order_id: Mapped[str] = mapped_column(String(80), primary_key=True)
+    name: Mapped[str | None] = mapped_column(String(64))
+    phone: Mapped[str | None] = mapped_column(String(32))
+    recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class Notification(Model):
+    __tablename__ = "notifications"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    work_order_id: Mapped[str] = mapped_column(String(80), index=True)
+    audience: Mapped[str] = mapped_column(String(16))
+    recipient: Mapped[str] = mapped_column(String(80))
+    channel: Mapped[str] = mapped_column(String(16))
+    template: Mapped[str] = mapped_column(String(32))
+    body: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(8), default="pending")  # pending, sent, failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    event_time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+_PENDING = text(
+    "SELECT * FROM notifications WHERE status = 'pending' ORDER BY created_at LIMIT :n FOR UPDATE SKIP LOCKED"
+)
+
+
+async def save_contact(
+    conn: AsyncConnection, work_order_id: str, name: str | None, phone: str | None
+) -> None:
+    stmt = insert(Contact).values(work_order_id=work_order_id, name=name, phone=phone)
+    await conn.execute(
+        stmt.on_conflict_do_update(index_elements=["work_order_id"], set_={"name": name, "phone": phone})
+    )
+
+
+async def has_contact(conn: AsyncConnection, work_order_id: str) -> bool:
+    stmt = select(Contact.work_order_id).where(Contact.work_order_id == work_order_id)
+    return (await conn.execute(stmt)).first() is not None
+
+
+async def add(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        await conn.execute(insert(Notification).on_conflict_do_nothing(), rows)
+
+
+async def claim_pending(conn: AsyncConnection, limit: int = 100) -> list[Row[Any]]:
+    return list((await conn.execute(_PENDING, {"n": limit})).all())
+
+
+async def contact(conn: AsyncConnection, work_order_id: str) -> Row[Any] | None:
+    return (await conn.execute(select(Contact).where(Contact.work_order_id == work_order_id))).first()
+
+
+async def finish(conn: AsyncConnection, notification_id: str, **values: Any) -> None:
+    await conn.execute(update(Notification).where(Notification.id == notification_id).values(**values))

@@ -1,0 +1,1 @@
+"""Whistle's common library: the contract, settings, database, messaging and operations kit."""

@@ -1,0 +1,126 @@
+"""Database kit: one declarative base, an engine per service, create-if-missing, Alembic per service.
+
+Each service owns a database (``whistle_<service>``) and a migration history in
+``services/<service>/migrations``. Services migrate themselves on start, under an advisory lock so
+that replicas starting together do not race.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import asyncpg
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import MetaData, text
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.orm import DeclarativeBase
+
+from shared.logs import get_logger
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+SERVICES_DIR = Path(__file__).resolve().parent.parent / "services"
+log = get_logger(__name__)
+
+
+class Base(DeclarativeBase):
+    """The one declarative base. A service declares ``class Model(Base)`` with ``__abstract__ = True``
+    and ``metadata = service_metadata()``, so that each service's tables stay in its own metadata."""
+
+    __abstract__ = True
+
+
+def service_metadata() -> MetaData:
+    return MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def create_engine(url: str, pool_size: int = 5) -> AsyncEngine:
+    return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+
+
+async def create_database_if_missing(url: str) -> None:
+    """CREATE DATABASE for the service's own database when the server does not have it yet."""
+    parsed = make_url(url)
+    name = parsed.database
+    assert name, "a service database URL names its database"
+    server = parsed.set(drivername="postgresql", database="postgres").render_as_string(hide_password=False)
+    conn = await asyncpg.connect(server)
+    try:
+        exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
+        if not exists:
+            try:
+                await conn.execute(f'CREATE DATABASE "{name}"')
+                log.info("database created", database=name)
+            except asyncpg.DuplicateDatabaseError:
+                pass  # a replica starting at the same moment created it
+    finally:
+        await conn.close()
+
+
+def alembic_config(service: str, url: str) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(SERVICES_DIR / service / "migrations"))
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    cfg.attributes["service"] = service
+    return cfg
+
+
+async def migrate(service: str, url: str) -> None:
+    """Create the database if needed and upgrade it to the newest revision."""
+    await create_database_if_missing(url)
+    engine = create_async_engine(url)
+    try:
+        async with engine.connect() as conn:
+            # One migrator at a time per database; the others wait, then find nothing to do.
+            await conn.execute(text("SELECT pg_advisory_lock(727274)"))
+            try:
+                await conn.run_sync(_upgrade, alembic_config(service, url))
+                await conn.commit()
+            finally:
+                await conn.execute(text("SELECT pg_advisory_unlock(727274)"))
+    finally:
+        await engine.dispose()
+
+
+def _upgrade(connection: Connection, cfg: Config) -> None:
+    cfg.attributes["connection"] = connection
+    command.upgrade(cfg, "head")
+
+
+def run_migrations_online(target_metadata: MetaData) -> None:
+    """The body of every service's ``migrations/env.py``."""
+    from alembic import context
+
+    connection = context.config.attributes.get("connection")
+    if connection is not None:
+        _configure_and_run(connection, target_metadata)
+        return
+    # Invoked by the alembic CLI (e.g. autogenerate): open our own connection.
+    url = context.config.get_main_option("sqlalchemy.url")
+    assert url
+
+    async def run() -> None:
+        engine = create_async_engine(url)
+        async with engine.connect() as conn:
+            await conn.run_sync(_configure_and_run, target_metadata)
+            await conn.commit()
+        await engine.dispose()
+
+    asyncio.run(run())
+
+
+def _configure_and_run(connection: Connection, target_metadata: MetaData) -> None:
+    from alembic import context
+
+    context.configure(connection=connection, target_metadata=target_metadata, compare_type=True)
+    with context.begin_transaction():
+        context.run_migrations()

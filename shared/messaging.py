@@ -1,0 +1,543 @@
+"""Messaging kit: Kafka client settings, the batch consumer (inbox, dead letters), the outbox relay.
+
+The rules (ARCHITECTURE.md) in one place:
+- a consumed batch is one database transaction: inbox rows, state changes and outbox rows commit
+  together, and the offsets are committed (by faststream's ack) only after that commit;
+- the inbox dedupes by CloudEvent ``id``; a message already in the inbox is skipped;
+- each message is applied inside a savepoint, so a message the domain refuses, or one that breaks
+  a handler, is rolled back alone and dead-lettered, and the rest of the batch goes on;
+- dead letters are outbox rows like every other event, so they commit with the batch;
+- a transient failure (database or network) retries the whole batch with bounded backoff; after a
+  few tries the batch is nacked (rewound) and comes again from the broker, never skipped;
+- the relay publishes outbox rows in batches with ``acks=all`` and marks them sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import ssl
+import time
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+import orjson
+from aiokafka import AIOKafkaProducer, ConsumerRecord
+from aiokafka.helpers import create_ssl_context
+from faststream.kafka import KafkaBroker
+from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
+from pydantic import BaseModel, ValidationError
+from sqlalchemy import BigInteger, DateTime, Identity, Index, LargeBinary, String, func, insert, text
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.orm import Mapped, declared_attr, mapped_column
+from sqlalchemy.sql.schema import Table
+
+from shared import metrics
+from shared.contract import CONTENT_TYPE, DEADLETTER, CloudEvent, DeadLetter, derived_id, envelope
+from shared.logs import get_logger
+from shared.settings import Settings
+
+log = get_logger(__name__)
+HEADERS = [("content-type", CONTENT_TYPE.encode())]
+
+
+# ---- Kafka clients ----------------------------------------------------------------------------
+
+
+def _ssl(settings: Settings) -> ssl.SSLContext | None:
+    if settings.kafka_security_protocol in ("SSL", "SASL_SSL"):
+        context: ssl.SSLContext = create_ssl_context(cafile=settings.kafka_ssl_cafile)
+        return context
+    return None
+
+
+def client_options(settings: Settings) -> dict[str, Any]:
+    """aiokafka options shared by the relay's producer, admin clients and tools."""
+    options: dict[str, Any] = {
+        "bootstrap_servers": settings.kafka_bootstrap_servers,
+        "security_protocol": settings.kafka_security_protocol,
+        "ssl_context": _ssl(settings),
+    }
+    if settings.kafka_sasl_mechanism:
+        options["sasl_mechanism"] = settings.kafka_sasl_mechanism
+        options["sasl_plain_username"] = settings.kafka_sasl_username
+        options["sasl_plain_password"] = (
+            settings.kafka_sasl_password.get_secret_value() if settings.kafka_sasl_password else None
+        )
+    return options
+
+
+def _broker_security(settings: Settings) -> BaseSecurity | None:
+    context = _ssl(settings)
+    user = settings.kafka_sasl_username or ""
+    password = settings.kafka_sasl_password.get_secret_value() if settings.kafka_sasl_password else ""
+    use_ssl = settings.kafka_security_protocol == "SASL_SSL"
+    match settings.kafka_sasl_mechanism:
+        case "PLAIN":
+            return SASLPlaintext(user, password, ssl_context=context, use_ssl=use_ssl)
+        case "SCRAM-SHA-256":
+            return SASLScram256(user, password, ssl_context=context, use_ssl=use_ssl)
+        case "SCRAM-SHA-512":
+            return SASLScram512(user, password, ssl_context=context, use_ssl=use_ssl)
+    return BaseSecurity(ssl_context=context) if context else None
+
+
+def make_broker(settings: Settings, service: str) -> KafkaBroker:
+    """The faststream broker of a service: it consumes; the relay's own producer publishes."""
+    return KafkaBroker(
+        settings.kafka_bootstrap_servers,
+        client_id=f"whistle-{service}",
+        security=_broker_security(settings),
+        acks="all",
+        enable_idempotence=False,  # not supported by every Kafka-compatible broker; the inbox dedupes
+        allow_auto_create_topics=False,
+        logger=get_logger(f"faststream.{service}"),
+    )
+
+
+def make_producer(settings: Settings, client_id: str) -> AIOKafkaProducer:
+    return AIOKafkaProducer(
+        **client_options(settings),
+        client_id=client_id,
+        acks="all",
+        enable_idempotence=False,
+        linger_ms=5,
+        max_batch_size=512 * 1024,
+        max_request_size=4 * 1024 * 1024,
+        request_timeout_ms=15000,
+    )
+
+
+# ---- Tables every service has -----------------------------------------------------------------
+
+
+class InboxRow:
+    """Mixin: ``class Inbox(InboxRow, Model): __tablename__ = "inbox"``."""
+
+    event_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    topic: Mapped[str] = mapped_column(String(255))
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class OutboxRow:
+    """Mixin: ``class Outbox(OutboxRow, Model): __tablename__ = "outbox"``."""
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    topic: Mapped[str] = mapped_column(String(255))
+    key: Mapped[str | None] = mapped_column(String(255))
+    payload: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    @declared_attr.directive
+    def __table_args__(cls) -> tuple[Any, ...]:
+        # The relay reads only unsent rows: keep that index small.
+        return (Index("ix_outbox_unsent", "id", postgresql_where=text("sent_at IS NULL")),)
+
+
+# ---- Consuming --------------------------------------------------------------------------------
+
+
+class Refused(Exception):
+    """The domain refuses a well-formed message; it goes to dead letters with this reason."""
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One consumed record, as the broker gave it."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: str | None
+    raw: bytes
+
+    @classmethod
+    def of(cls, record: ConsumerRecord[Any, Any]) -> Delivery:
+        key = record.key.decode("utf-8", "replace") if isinstance(record.key, bytes) else record.key
+        return cls(record.topic, record.partition, record.offset, key, record.value or b"")
+
+
+@dataclass(slots=True)
+class OutboxMessage:
+    topic: str
+    key: str | None
+    payload: bytes
+
+    def row(self) -> dict[str, Any]:
+        return {"topic": self.topic, "key": self.key, "payload": self.payload}
+
+
+@dataclass(slots=True)
+class Tx:
+    """What a handler works with: the batch's connection, the event being applied, and its outbox."""
+
+    conn: AsyncConnection
+    event: CloudEvent
+    delivery: Delivery
+    source: str
+    outbox: list[OutboxMessage] = field(default_factory=list)
+
+    @property
+    def time(self) -> datetime:
+        """Business time: the event's own time, never the wall clock."""
+        return self.event.time
+
+    def publish(
+        self,
+        topic: str,
+        key: str,
+        type: str,
+        data: BaseModel | dict[str, Any],
+        *,
+        subject: str | None = None,
+        time: datetime | None = None,
+    ) -> str:
+        """Stage an event for the outbox; it commits with the batch. Returns the event id."""
+        event_id = derived_id(self.event.id, str(len(self.outbox)))
+        body = envelope(
+            type=type,
+            source=self.source,
+            subject=subject or key,
+            time=time or self.time,
+            data=data,
+            id=event_id,
+        )
+        self.outbox.append(OutboxMessage(topic, key, orjson.dumps(body)))
+        return event_id
+
+
+Handler = Callable[[Tx, Any], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    topic: str
+    event_type: str
+    model: type[BaseModel]
+    handler: Handler
+
+
+@dataclass(frozen=True, slots=True)
+class _Decoded:
+    delivery: Delivery
+    event: CloudEvent
+    data: BaseModel
+    route: Route
+
+
+def describe_validation(exc: ValidationError, prefix: str = "") -> str:
+    """Name each wrong field and what is wrong with it, never echoing the value (it may be personal)."""
+    parts = []
+    for err in exc.errors(include_input=False, include_url=False):
+        where = ".".join(str(p) for p in err["loc"]) or "(body)"
+        parts.append(f"{prefix}{where}: {err['msg']}")
+    return "; ".join(parts)
+
+
+def dead_letter(delivery: Delivery, error: str, source: str) -> OutboxMessage:
+    try:
+        raw, encoding = delivery.raw.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        raw, encoding = base64.b64encode(delivery.raw).decode("ascii"), "base64"
+    data = DeadLetter(
+        original_topic=delivery.topic,
+        original_partition=delivery.partition,
+        original_offset=delivery.offset,
+        original_key=delivery.key,
+        error=error,
+        raw=raw,
+        raw_encoding=encoding,
+    )
+    origin = f"{delivery.topic}/{delivery.partition}/{delivery.offset}"
+    body = envelope(
+        type="deadletter.recorded",
+        source=source,
+        subject=origin,
+        time=datetime.now().astimezone(),
+        data=data,
+        id=derived_id("deadletter", origin),
+    )
+    return OutboxMessage(DEADLETTER, delivery.key, orjson.dumps(body))
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Failures worth retrying: the database or the network, not the message."""
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    if isinstance(exc, OperationalError | InterfaceError | OSError | asyncio.TimeoutError):
+        return True
+    orig = getattr(exc, "orig", None)
+    cause = getattr(orig, "__cause__", None) or orig
+    return isinstance(
+        cause,
+        asyncpg.PostgresConnectionError
+        | asyncpg.CannotConnectNowError
+        | asyncpg.SerializationError
+        | asyncpg.DeadlockDetectedError
+        | asyncpg.InterfaceError,
+    )
+
+
+class BatchConsumer:
+    """Applies a consumed batch in one transaction, per the rules at the top of this module."""
+
+    def __init__(
+        self,
+        *,
+        service: str,
+        engine: AsyncEngine,
+        inbox: Table,
+        outbox: Table,
+        routes: Iterable[Route],
+        strict_topics: Iterable[str],
+        after_commit: Callable[[], None] = lambda: None,
+        max_attempts: int = 5,
+    ) -> None:
+        self.service = service
+        self.source = f"whistle/{service}"
+        self.engine = engine
+        self.inbox = inbox
+        self.outbox = outbox
+        self.routes = {(r.topic, r.event_type): r for r in routes}
+        # Topics of the external contract: an unknown type there is an error. On topics we only
+        # listen to (e.g. the lifecycle stream), types we have no handler for are skipped.
+        self.strict_topics = set(strict_topics)
+        self.after_commit = after_commit
+        self.max_attempts = max_attempts
+        self._claim_sql = text(
+            f"INSERT INTO {inbox.name} (event_id, topic) "
+            "SELECT * FROM unnest(CAST(:ids AS text[]), CAST(:topics AS text[])) "
+            "ON CONFLICT DO NOTHING RETURNING event_id"
+        )
+
+    @property
+    def topics(self) -> list[str]:
+        return sorted({topic for topic, _ in self.routes})
+
+    def decode(self, delivery: Delivery) -> _Decoded | str | None:
+        """A decoded message, the reason it is a dead letter, or None when it is not for us."""
+        if not delivery.raw:
+            return "empty message: expected a CloudEvent in structured JSON mode"
+        try:
+            obj = orjson.loads(delivery.raw)
+        except orjson.JSONDecodeError as exc:
+            return f"not valid JSON (UTF-8 expected): {exc}"
+        if not isinstance(obj, dict):
+            return f"expected a JSON object (a CloudEvent), got {type(obj).__name__}"
+        try:
+            event = CloudEvent.model_validate(obj)
+        except ValidationError as exc:
+            return "not a valid CloudEvent: " + describe_validation(exc)
+        route = self.routes.get((delivery.topic, event.type))
+        if route is None:
+            if delivery.topic in self.strict_topics:
+                known = sorted(t for topic, t in self.routes if topic == delivery.topic)
+                return f"unknown event type {event.type!r} on {delivery.topic}; expected one of {known}"
+            return None
+        try:
+            data = route.model.model_validate(event.data)
+        except ValidationError as exc:
+            return f"invalid {event.type}: " + describe_validation(exc, "data.")
+        return _Decoded(delivery, event, data, route)
+
+    async def process(self, records: Sequence[ConsumerRecord[Any, Any]]) -> None:
+        """Apply a batch; raises (so the batch is rewound) only when the database stays unreachable."""
+        started = time.perf_counter()
+        decoded: list[_Decoded] = []
+        dead: list[OutboxMessage] = []
+        for record in records:
+            delivery = Delivery.of(record)
+            result = self.decode(delivery)
+            if isinstance(result, _Decoded):
+                decoded.append(result)
+            elif isinstance(result, str):
+                log.warning("dead letter", topic=delivery.topic, offset=delivery.offset, error=result)
+                metrics.DEADLETTERS.labels(self.service, delivery.topic).inc()
+                metrics.MESSAGES.labels(self.service, delivery.topic, "deadlettered").inc()
+                dead.append(dead_letter(delivery, result, self.source))
+            else:
+                metrics.MESSAGES.labels(self.service, delivery.topic, "ignored").inc()
+
+        delay = 0.2
+        for attempt in range(1, self.max_attempts + 1):
+            try:
+                await self._apply(decoded, dead)
+                break
+            except Exception as exc:
+                if not is_transient(exc) or attempt == self.max_attempts:
+                    raise
+                metrics.TRANSIENT_RETRIES.labels(self.service).inc()
+                log.warning("transient failure, retrying batch", attempt=attempt, error=str(exc)[:300])
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+        metrics.BATCH_SECONDS.labels(self.service).observe(time.perf_counter() - started)
+        metrics.BATCH_SIZE.labels(self.service).observe(len(records))
+        self.after_commit()
+
+    async def _apply(self, decoded: list[_Decoded], dead_before: list[OutboxMessage]) -> None:
+        rows = [m.row() for m in dead_before]
+        outcomes: list[tuple[str, str]] = []
+        async with self.engine.begin() as conn:
+            fresh: set[str] = set()
+            if decoded:
+                claimed = await conn.execute(
+                    self._claim_sql,
+                    {"ids": [m.event.id for m in decoded], "topics": [m.delivery.topic for m in decoded]},
+                )
+                fresh = {row[0] for row in claimed}
+            for m in decoded:
+                if m.event.id not in fresh:  # seen before, or twice in this batch
+                    outcomes.append((m.delivery.topic, "duplicate"))
+                    continue
+                fresh.discard(m.event.id)
+                tx = Tx(conn, m.event, m.delivery, self.source)
+                try:
+                    async with conn.begin_nested():
+                        await m.route.handler(tx, m.data)
+                except Refused as exc:
+                    rows.append(dead_letter(m.delivery, f"refused {m.event.type}: {exc}", self.source).row())
+                    outcomes.append((m.delivery.topic, "deadlettered"))
+                    log.warning("refused", event_id=m.event.id, type=m.event.type, error=str(exc))
+                except Exception as exc:
+                    if is_transient(exc):
+                        raise
+                    # A bug or a message no rule foresaw: park it, keep the partition moving.
+                    log.exception("handler failed", event_id=m.event.id, type=m.event.type)
+                    reason = (
+                        f"could not be applied ({type(exc).__name__}); see the service log for {m.event.id}"
+                    )
+                    rows.append(dead_letter(m.delivery, reason, self.source).row())
+                    outcomes.append((m.delivery.topic, "deadlettered"))
+                else:
+                    rows.extend(o.row() for o in tx.outbox)
+                    outcomes.append((m.delivery.topic, "applied"))
+            if rows:
+                await conn.execute(insert(self.outbox), rows)
+        for topic, outcome in outcomes:
+            metrics.MESSAGES.labels(self.service, topic, outcome).inc()
+            if outcome == "deadlettered":
+                metrics.DEADLETTERS.labels(self.service, topic).inc()
+
+
+async def stage(conn: AsyncConnection, outbox: Table, messages: Sequence[OutboxMessage]) -> None:
+    """Write outbox rows from code that is not a message handler (timers), in the caller's transaction."""
+    if messages:
+        await conn.execute(insert(outbox), [m.row() for m in messages])
+
+
+def outbox_message(
+    topic: str, key: str, type: str, data: BaseModel | dict[str, Any], *, source: str, time: datetime, id: str
+) -> OutboxMessage:
+    body = envelope(type=type, source=source, subject=key, time=time, data=data, id=id)
+    return OutboxMessage(topic, key, orjson.dumps(body))
+
+
+# ---- Publishing -------------------------------------------------------------------------------
+
+
+class OutboxRelay:
+    """Publishes outbox rows: claims a batch (SKIP LOCKED, so replicas share the work), sends them
+    all, awaits every ack (acks=all), marks them sent in one statement. Rows that fail stay unsent
+    and are tried again; consumers dedupe the rare repeat by event id."""
+
+    def __init__(self, *, service: str, engine: AsyncEngine, outbox: Table, settings: Settings) -> None:
+        self.service = service
+        self.engine = engine
+        self.outbox = outbox
+        self.settings = settings
+        self._producer: AIOKafkaProducer | None = None
+        self.batch_size = settings.relay_batch_size
+        self.idle = settings.relay_idle_seconds
+        self.wake = asyncio.Event()
+        self._claim = text(
+            f"SELECT id, topic, key, payload FROM {outbox.name} WHERE sent_at IS NULL "
+            "ORDER BY id LIMIT :n FOR UPDATE SKIP LOCKED"
+        )
+        self._mark = text(f"UPDATE {outbox.name} SET sent_at = now() WHERE id = ANY(CAST(:ids AS bigint[]))")
+        self._pending = text(f"SELECT count(*) FROM {outbox.name} WHERE sent_at IS NULL")
+        self._purge = text(
+            f"DELETE FROM {outbox.name} WHERE sent_at IS NOT NULL AND sent_at < now() - interval '1 hour'"
+        )
+        self.healthy = True
+
+    def notify(self) -> None:
+        self.wake.set()
+
+    async def start(self) -> None:
+        self._producer = make_producer(self.settings, f"whistle-{self.service}-relay")
+        await self._producer.start()
+
+    async def stop(self) -> None:
+        if self._producer is not None:
+            await self._producer.stop()
+
+    @property
+    def producer(self) -> AIOKafkaProducer:
+        assert self._producer is not None, "start() the relay first"
+        return self._producer
+
+    async def start(self) -> None:
+        self._producer = make_producer(self.settings, f"whistle-{self.service}-relay")
+        await self._producer.start()
+
+    async def stop(self) -> None:
+        if self._producer is not None:
+            await self._producer.stop()
+
+    @property
+    def producer(self) -> AIOKafkaProducer:
+        assert self._producer is not None, "start() the relay first"
+        return self._producer
+
+    async def publish_once(self) -> int:
+        async with self.engine.begin() as conn:
+            rows = (await conn.execute(self._claim, {"n": self.batch_size})).all()
+            if not rows:
+                return 0
+            futures = [
+                await self.producer.send(
+                    topic, value=payload, key=key.encode() if key else None, headers=HEADERS
+                )
+                for _, topic, key, payload in rows
+            ]
+            await asyncio.gather(*futures)
+            await conn.execute(self._mark, {"ids": [row[0] for row in rows]})
+        for _, topic, _, _ in rows:
+            metrics.RELAY_PUBLISHED.labels(self.service, topic).inc()
+        return len(rows)
+
+    async def run(self) -> None:
+        delay = 0.2
+        rounds = 0
+        while True:
+            try:
+                sent = await self.publish_once()
+                self.healthy = True
+                delay = 0.2
+                rounds += 1
+                if rounds % 300 == 0:
+                    await self._housekeeping()
+                if sent >= self.batch_size:
+                    continue  # more is waiting
+                self.wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.wake.wait(), timeout=self.idle)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.healthy = False
+                log.warning("relay round failed, will retry", error=str(exc)[:300], retry_in=delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+
+    async def _housekeeping(self) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(self._purge)
+            pending = (await conn.execute(self._pending)).scalar_one()
+        metrics.OUTBOX_PENDING.labels(self.service).set(pending)

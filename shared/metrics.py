@@ -1,0 +1,53 @@
+"""The project's own Prometheus metrics, shared by all services (label ``service`` tells them apart)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+MESSAGES = Counter(
+    "whistle_messages",
+    "Inbound messages by outcome: applied, duplicate, ignored, deadlettered",
+    ["service", "topic", "outcome"],
+    registry=REGISTRY,
+)
+DEADLETTERS = Counter(
+    "whistle_deadletters", "Messages sent to deadletter.v1", ["service", "topic"], registry=REGISTRY
+)
+BATCH_SECONDS = Histogram(
+    "whistle_batch_seconds",
+    "Time to process one consumed batch (one transaction)",
+    ["service"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+    registry=REGISTRY,
+)
+BATCH_SIZE = Histogram(
+    "whistle_batch_size",
+    "Messages per consumed batch",
+    ["service"],
+    buckets=(1, 5, 10, 50, 100, 250, 500, 1000, 2000),
+    registry=REGISTRY,
+)
+TRANSIENT_RETRIES = Counter(
+    "whistle_transient_retries", "Batches retried after a transient failure", ["service"], registry=REGISTRY
+)
+OUTBOX_PENDING = Gauge(
+    "whistle_outbox_pending",
+    "Outbox rows not yet published (last relay round)",
+    ["service"],
+    registry=REGISTRY,
+)
+RELAY_PUBLISHED = Counter(
+    "whistle_relay_published", "Outbox rows published", ["service", "topic"], registry=REGISTRY
+)
+WORKORDERS = Counter(
+    "whistle_workorders", "Work-order lifecycle events published, by type", ["type"], registry=REGISTRY
+)
+ESCALATIONS = Counter(
+    "whistle_escalations", "Escalations requested", ["reason", "to_level"], registry=REGISTRY
+)
+OPEN_CLOCKS = Gauge("whistle_open_clocks", "Deadlines not yet fired or stopped", registry=REGISTRY)
+NOTIFICATIONS = Counter(
+    "whistle_notifications", "Notifications by channel and outcome", ["channel", "outcome"], registry=REGISTRY
+)

@@ -1,0 +1,230 @@
+"""Reference data of a jurisdiction: places, departments, categories, duties, time limits.
+
+One versioned JSON format (``whistle.jurisdiction/1``) that every service loads. Validation
+happens at load time, and errors name the field path so an operator can fix the file.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+FORMAT = "whistle.jurisdiction/1"
+Level = Literal["property", "grid", "community", "street", "district"]
+LEVELS: tuple[Level, ...] = ("property", "grid", "community", "street", "district")
+Urgency = Literal["emergency", "urgent", "normal"]
+# The ladder (群网首调、中心联调、县直帮调): where an order goes when its level cannot solve it.
+LADDER: dict[str, Level | None] = {
+    "property": "community",
+    "grid": "community",
+    "community": "street",
+    "street": "district",
+    "district": None,
+}
+
+
+def next_level(level: Level) -> Level | None:
+    return LADDER[level]
+
+
+CODE_PATTERN = r"^[a-z0-9_]+$"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Compound(_Model):
+    """A residential compound (小区), the unit residents name in their addresses."""
+
+    name: str = Field(min_length=1)
+    aliases: tuple[str, ...] = ()
+    grid: str = Field(min_length=1, description="code of the grid the compound lies in")
+    property_company: str | None = Field(default=None, description="department code of its 物业")
+
+
+class Grid(_Model):
+    code: str = Field(min_length=1)
+    name: str = Field(min_length=1)
+
+
+class Community(_Model):
+    code: str = Field(pattern=CODE_PATTERN)
+    name: str = Field(min_length=1)
+    aliases: tuple[str, ...] = ()
+    grids: tuple[Grid, ...] = Field(min_length=1)
+    compounds: tuple[Compound, ...] = ()
+
+
+class Street(_Model):
+    code: str = Field(pattern=CODE_PATTERN)
+    name: str = Field(min_length=1)
+    aliases: tuple[str, ...] = ()
+    communities: tuple[Community, ...] = Field(min_length=1)
+
+
+class District(_Model):
+    code: str = Field(pattern=CODE_PATTERN)
+    name: str = Field(min_length=1)
+    streets: tuple[Street, ...] = Field(min_length=1)
+
+
+DepartmentKind = Literal["department", "property", "utility", "desk"]
+
+
+class Department(_Model):
+    """Anyone who can receive a dispatch; its code names its topic ``dispatch.<code>.v1``."""
+
+    code: str = Field(pattern=CODE_PATTERN, max_length=60)
+    name: str = Field(min_length=1)
+    kind: DepartmentKind = "department"
+
+
+class Category(_Model):
+    code: str = Field(pattern=CODE_PATTERN)
+    name: str = Field(min_length=1)
+    tier: Level = Field(description="the level a plain order of this category starts at")
+    keywords: tuple[str, ...] = ()
+    danger_keywords: tuple[str, ...] = Field(
+        default=(), description="words that make an order an emergency whatever the caller said"
+    )
+
+
+class Duty(_Model):
+    """One line of the duty list (职责清单): who leads, who assists, for a category at a level."""
+
+    category: str
+    level: Level
+    lead: str
+    assist: tuple[str, ...] = ()
+
+
+class TimeLimit(_Model):
+    accept: timedelta
+    resolve: timedelta
+
+
+class Jurisdiction(_Model):
+    format: Literal["whistle.jurisdiction/1"]
+    version: str = Field(min_length=1)
+    name: str = Field(min_length=1)
+    timezone: str = "Asia/Shanghai"
+    districts: tuple[District, ...] = Field(min_length=1)
+    departments: tuple[Department, ...] = Field(min_length=1)
+    categories: tuple[Category, ...] = Field(min_length=1)
+    duties: tuple[Duty, ...] = ()
+    time_limits: dict[Urgency, TimeLimit]
+    triage: dict[Literal["community", "street"], str] = Field(
+        description="department code of the triage desk for unplaced or uncategorised orders"
+    )
+
+    @model_validator(mode="after")
+    def _check_references(self) -> Jurisdiction:
+        errors: list[str] = []
+        departments = {d.code for d in self.departments}
+        categories = {c.code for c in self.categories}
+        grids: set[str] = set()
+        for d_i, district in enumerate(self.districts):
+            for s_i, street in enumerate(district.streets):
+                for c_i, community in enumerate(street.communities):
+                    here = f"districts[{d_i}].streets[{s_i}].communities[{c_i}]"
+                    own = {g.code for g in community.grids}
+                    for g in community.grids:
+                        if g.code in grids:
+                            errors.append(f"{here}.grids: grid code {g.code!r} is used twice")
+                        grids.add(g.code)
+                    for k_i, compound in enumerate(community.compounds):
+                        if compound.grid not in own:
+                            errors.append(
+                                f"{here}.compounds[{k_i}].grid: {compound.grid!r} is not a grid "
+                                f"of {community.name}"
+                            )
+                        if compound.property_company and compound.property_company not in departments:
+                            errors.append(
+                                f"{here}.compounds[{k_i}].property_company: unknown department "
+                                f"{compound.property_company!r}"
+                            )
+        for i, duty in enumerate(self.duties):
+            if duty.category not in categories:
+                errors.append(f"duties[{i}].category: unknown category {duty.category!r}")
+            for code in (duty.lead, *duty.assist):
+                if code not in departments:
+                    errors.append(f"duties[{i}]: unknown department {code!r}")
+        for level, code in self.triage.items():
+            if code not in departments:
+                errors.append(f"triage.{level}: unknown department {code!r}")
+        if "other" not in categories:
+            errors.append("categories: the fallback category 'other' is missing")
+        for urgency in ("emergency", "urgent", "normal"):
+            if urgency not in self.time_limits:
+                errors.append(f"time_limits.{urgency}: missing")
+        if errors:
+            raise ValueError("; ".join(errors))
+        return self
+
+    # Look-ups, built once per loaded file.
+    @cached_property
+    def category_by_code(self) -> dict[str, Category]:
+        return {c.code: c for c in self.categories}
+
+    @cached_property
+    def category_by_name(self) -> dict[str, Category]:
+        return {c.name: c for c in self.categories}
+
+    def find_category(self, code_or_name: str) -> Category | None:
+        key = code_or_name.strip()
+        return self.category_by_code.get(key.lower()) or self.category_by_name.get(key)
+
+    @cached_property
+    def department_by_code(self) -> dict[str, Department]:
+        return {d.code: d for d in self.departments}
+
+    @cached_property
+    def places_by_grid(self) -> dict[str, tuple[Street, Community, Grid]]:
+        return {
+            g.code: (s, c, g)
+            for d in self.districts
+            for s in d.streets
+            for c in s.communities
+            for g in c.grids
+        }
+
+    @cached_property
+    def communities(self) -> list[tuple[Street, Community]]:
+        return [(s, c) for d in self.districts for s in d.streets for c in s.communities]
+
+    @cached_property
+    def compounds(self) -> list[tuple[Street, Community, Compound]]:
+        return [(s, c, k) for s, c in self.communities for k in c.compounds]
+
+    @cached_property
+    def duty_by_key(self) -> dict[tuple[str, str], Duty]:
+        return {(d.category, d.level): d for d in self.duties}
+
+
+class ReferenceDataError(ValueError):
+    """The reference-data file cannot be used; the message names the file and the field."""
+
+
+def load_jurisdiction(path: Path) -> Jurisdiction:
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ReferenceDataError(f"{path}: no such reference-data file") from exc
+    except json.JSONDecodeError as exc:
+        raise ReferenceDataError(f"{path}: line {exc.lineno} column {exc.colno}: {exc.msg}") from exc
+    try:
+        return Jurisdiction.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '(top)'}: {err['msg']}" for err in exc.errors()
+        )
+        raise ReferenceDataError(f"{path}: {problems}") from exc
+
+
+DEFAULT_JURISDICTION = Path(__file__).parent / "data" / "yantai.json"

@@ -1,0 +1,202 @@
+"""Assembles a service: settings, broker, the batch subscriber, the relay, background tasks and the
+HTTP endpoints (/metrics, /healthz, /readyz). Every service reads the same way because this is the
+one place that wires them."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from collections.abc import Callable, Coroutine, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import uvicorn
+from faststream import AckPolicy
+from faststream.asgi import AsgiFastStream, AsgiResponse, get
+from faststream.kafka.annotations import KafkaMessage
+from faststream.kafka.prometheus import KafkaPrometheusMiddleware
+from prometheus_client import generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from sqlalchemy import Table, text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from shared import metrics
+from shared.db import create_engine, migrate
+from shared.logs import configure_logging, get_logger
+from shared.messaging import BatchConsumer, OutboxRelay, Route, make_broker
+from shared.settings import Settings
+from shared.topics import ensure_topics, existing_topics
+
+log = get_logger(__name__)
+Task = Callable[["Service"], Coroutine[Any, Any, None]]
+
+
+@dataclass
+class Service:
+    name: str
+    settings: Settings
+    engine: AsyncEngine
+    consumer: BatchConsumer
+    relay: OutboxRelay
+    publishes: list[str]
+    tasks: list[Task]
+    running: list[asyncio.Task[None]] = field(default_factory=list)
+    stuck: str | None = None
+
+
+def _raw_batch(msg: Any) -> list[bytes]:
+    # We decode each record ourselves, so that one malformed record cannot fail the batch.
+    return [r.value for r in msg.raw_message]
+
+
+def build_service(
+    name: str,
+    settings: Settings,
+    *,
+    inbox: Table,
+    outbox: Table,
+    routes: Iterable[Route],
+    strict_topics: Iterable[str],
+    publishes: Iterable[str],
+    tasks: Iterable[Task] = (),
+) -> tuple[AsgiFastStream, Service]:
+    configure_logging(name, settings.log_level)
+    url = settings.database_url_for(name)
+    engine = create_engine(url, settings.db_pool_size)
+    broker = make_broker(settings, name)
+    broker.add_middleware(KafkaPrometheusMiddleware(registry=metrics.REGISTRY, app_name=f"whistle-{name}"))
+    relay = OutboxRelay(
+        service=name,
+        engine=engine,
+        outbox=outbox,
+        settings=settings,
+    )
+    consumer = BatchConsumer(
+        service=name,
+        engine=engine,
+        inbox=inbox,
+        outbox=outbox,
+        routes=routes,
+        strict_topics=strict_topics,
+        after_commit=relay.notify,
+    )
+    svc = Service(name, settings, engine, consumer, relay, sorted(set(publishes)), list(tasks))
+
+    @broker.subscriber(
+        *consumer.topics,
+        batch=True,
+        group_id=f"whistle-{name}",
+        ack_policy=AckPolicy.NACK_ON_ERROR,  # commit after the transaction; rewind if it failed
+        auto_offset_reset="earliest",
+        max_records=settings.batch_max_records,
+        batch_timeout_ms=settings.batch_timeout_ms,
+        fetch_max_wait_ms=settings.fetch_max_wait_ms,
+        session_timeout_ms=6000,
+        heartbeat_interval_ms=1000,
+        decoder=_raw_batch,
+    )
+    async def on_batch(_: list[bytes], message: KafkaMessage) -> None:
+        records = message.raw_message
+        await consumer.process(records if isinstance(records, tuple) else (records,))
+
+    async def prepare() -> None:
+        await migrate(name, url)
+        await ensure_topics(settings, [*consumer.topics, *svc.publishes])
+        await relay.start()
+
+    async def start_tasks() -> None:
+        svc.running.append(asyncio.create_task(relay.run(), name=f"{name}-relay"))
+        svc.running.append(asyncio.create_task(_watch_topics(svc), name=f"{name}-watchdog"))
+        for task in svc.tasks:
+            svc.running.append(asyncio.create_task(task(svc), name=f"{name}-{task.__name__}"))
+        log.info("service started", topics=consumer.topics)
+
+    async def stop_tasks() -> None:
+        for task in svc.running:
+            task.cancel()
+        await asyncio.gather(*svc.running, return_exceptions=True)
+        await relay.stop()
+        await engine.dispose()
+
+    @get
+    async def metrics_endpoint(scope: Any) -> AsgiResponse:
+        return AsgiResponse(
+            generate_latest(metrics.REGISTRY), 200, headers={"content-type": CONTENT_TYPE_LATEST}
+        )
+
+    @get
+    async def healthz(scope: Any) -> AsgiResponse:
+        return AsgiResponse(b'{"status": "ok"}', 200, headers={"content-type": "application/json"})
+
+    @get
+    async def readyz(scope: Any) -> AsgiResponse:
+        problems = await _readiness_problems(svc, broker)
+        if problems:
+            body = ('{"status": "unready", "problems": ["' + '", "'.join(problems) + '"]}').encode()
+            return AsgiResponse(body, 503, headers={"content-type": "application/json"})
+        return AsgiResponse(b'{"status": "ready"}', 200, headers={"content-type": "application/json"})
+
+    app = AsgiFastStream(
+        broker,
+        asgi_routes=[("/metrics", metrics_endpoint), ("/healthz", healthz), ("/readyz", readyz)],
+        on_startup=[prepare],
+        after_startup=[start_tasks],
+        on_shutdown=[stop_tasks],
+    )
+    return app, svc
+
+
+async def _readiness_problems(svc: Service, broker: Any) -> list[str]:
+    problems = []
+    try:
+        async with asyncio.timeout(2):
+            async with svc.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+    except Exception:
+        problems.append("database unreachable")
+    if not await broker.ping(timeout=2):
+        problems.append("broker unreachable")
+    if not svc.relay.healthy:
+        problems.append("outbox relay failing")
+    if svc.stuck:
+        problems.append(svc.stuck)
+    return problems
+
+
+async def _watch_topics(svc: Service) -> None:
+    """A broker that lost its topics (an in-memory broker restarted) leaves group consumers looping
+    forever. Notice it, report unready, and exit so that a supervisor starts us afresh."""
+    while True:
+        await asyncio.sleep(10)
+        try:
+            have = await existing_topics(svc.settings)
+        except Exception:
+            continue  # unreachable is reported by /readyz; only a broker that answers can be wrong
+        missing = sorted(set(svc.consumer.topics) - have)
+        if missing:
+            svc.stuck = f"subscribed topics vanished from the broker: {missing}"
+            log.error("stuck: exiting so that a supervisor restarts the service", missing=missing)
+            os.kill(os.getpid(), signal.SIGTERM)
+            return
+
+
+def run(app: AsgiFastStream, service: str, settings: Settings) -> None:
+    """Serve the app (broker and HTTP endpoints) until SIGINT/SIGTERM."""
+    uvicorn.run(
+        app,
+        host=settings.http_host,
+        port=settings.port_for(service),
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+    )
+
+
+def main(service: str, create_app: Callable[[Settings], tuple[AsgiFastStream, Service]]) -> None:
+    """The body of every ``python -m services.<name>``."""
+    from shared.settings import get_settings
+
+    settings = get_settings()
+    app, _ = create_app(settings)
+    run(app, service, settings)

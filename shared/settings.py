@@ -1,0 +1,67 @@
+"""One settings object for every service and tool, read from environment variables."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+
+from shared.reference import DEFAULT_JURISDICTION, TimeLimit, Urgency
+
+SERVICE_PORTS = {"intake": 8081, "dispatch": 8082, "escalation": 8083, "notify": 8084}
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    # Kafka: any Kafka-compatible cluster; the local Tansu broker by default.
+    kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_cafile: str | None = None
+    topic_partitions: int = 6
+    topic_replication_factor: int = 1
+
+    # PostgreSQL server; a URL without a database name gets ``<database_prefix>_<service>``.
+    database_url: str = "postgresql://postgres@127.0.0.1:5432"
+    database_prefix: str = "whistle"
+    db_pool_size: int = 5
+
+    http_host: str = "127.0.0.1"
+    http_port: int | None = None
+    log_level: str = "INFO"
+    jurisdiction_file: Path = DEFAULT_JURISDICTION
+    # Overrides the jurisdiction's time-limit policy, e.g.
+    # TIME_LIMITS='{"normal": {"accept": "PT5S", "resolve": "PT30S"}}'
+    time_limits: dict[Urgency, TimeLimit] = {}
+
+    # Batching: a batch is one transaction and one offset commit.
+    batch_max_records: int = 500
+    batch_timeout_ms: int = 20
+    fetch_max_wait_ms: int = 40
+    relay_batch_size: int = 1000
+    relay_idle_seconds: float = 0.2
+    timer_interval_seconds: float = 0.5
+    # Reminder (督办) at this share of a limit, before the deadline itself.
+    reminder_at: float = 0.75
+
+    def port_for(self, service: str) -> int:
+        return self.http_port or SERVICE_PORTS.get(service, 8080)
+
+    def database_url_for(self, service: str) -> str:
+        """The async SQLAlchemy URL of this service's own database."""
+        url = make_url(self.database_url)
+        if not url.database:
+            url = url.set(database=f"{self.database_prefix}_{service}")
+        return url.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,70 @@
+"""Topics: created with their partition counts before anyone subscribes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from shared import contract
+from shared.logs import get_logger
+from shared.reference import Jurisdiction
+from shared.settings import Settings
+
+log = get_logger(__name__)
+
+
+def all_topics(jurisdiction: Jurisdiction) -> list[str]:
+    """Every topic of the system: the contract's, the internal ones, one per department."""
+    fixed = [
+        contract.HOTLINE_CALLS,
+        contract.GRID_REPORTS,
+        contract.DISPATCH_RESPONSES,
+        contract.FEEDBACK,
+        contract.WORKORDER_EVENTS,
+        contract.ALERTS,
+        contract.NOTIFICATIONS,
+        contract.DEADLETTER,
+        contract.INTAKE_ORDERS,
+        contract.INTAKE_CONTACTS,
+        contract.ESCALATION_COMMANDS,
+        contract.DISPATCH_DEADLINES,
+    ]
+    return fixed + [contract.department_topic(d.code) for d in jurisdiction.departments]
+
+
+async def existing_topics(settings: Settings) -> set[str]:
+    from shared.messaging import client_options
+
+    admin = AIOKafkaAdminClient(**client_options(settings), request_timeout_ms=10000)
+    await admin.start()
+    try:
+        return set(await admin.list_topics())
+    finally:
+        await admin.close()
+
+
+async def ensure_topics(settings: Settings, names: Iterable[str]) -> list[str]:
+    """Create the topics that do not exist yet; returns the ones created."""
+    from shared.messaging import client_options
+
+    admin = AIOKafkaAdminClient(**client_options(settings), request_timeout_ms=10000)
+    await admin.start()
+    try:
+        have = set(await admin.list_topics())
+        missing = sorted(set(names) - have)
+        created = []
+        for name in missing:  # one by one: an "already exists" from a racing replica is fine
+            try:
+                await admin.create_topics(
+                    [NewTopic(name, settings.topic_partitions, settings.topic_replication_factor)]
+                )
+                created.append(name)
+            except TopicAlreadyExistsError:
+                pass
+        if created:
+            log.info("topics created", topics=created, partitions=settings.topic_partitions)
+        return created
+    finally:
+        await admin.close()
