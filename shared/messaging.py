@@ -482,19 +482,6 @@ class OutboxRelay:
         assert self._producer is not None, "start() the relay first"
         return self._producer
 
-    async def start(self) -> None:
-        self._producer = make_producer(self.settings, f"whistle-{self.service}-relay")
-        await self._producer.start()
-
-    async def stop(self) -> None:
-        if self._producer is not None:
-            await self._producer.stop()
-
-    @property
-    def producer(self) -> AIOKafkaProducer:
-        assert self._producer is not None, "start() the relay first"
-        return self._producer
-
     async def publish_once(self) -> int:
         async with self.engine.begin() as conn:
             rows = (await conn.execute(self._claim, {"n": self.batch_size})).all()

@@ -114,6 +114,37 @@ def replay(
     typer.echo(f"published {sent} events from {log}")
 
 
+@app.command()
+def run(
+    speed: float = typer.Option(600, help="how many times faster than the morning itself"),
+    timeout: float = typer.Option(240, help="seconds to wait for every order to be accounted for"),
+) -> None:
+    """The main job: a demo stack, the sample morning replayed, departments and residents played,
+    and a summary. Ctrl-C stops it cleanly."""
+    from tools.run import main as run_main
+    from tools.stack import StackError
+
+    try:
+        code = run_main(speed=speed, timeout=timeout)
+    except StackError as exc:
+        _fail(exc)
+    raise typer.Exit(code)
+
+
+@app.command()
+def timeline(work_order_id: str) -> None:
+    """Print a work order's full history with the cause of each change."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from shared.settings import get_settings
+    from tools.report import timeline as load
+
+    table = Table("business time", "event", "status", "level", "caused by", "detail")
+    for at, event, status, level, caused_by, detail in asyncio.run(load(get_settings(), work_order_id)):
+        table.add_row(at.isoformat(), event, status, level, caused_by, str(detail or ""))
+    Console().print(table)
+
+
 def main() -> None:
     app()
-

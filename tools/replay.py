@@ -10,7 +10,7 @@ import asyncio
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -33,8 +33,12 @@ class Record:
             return datetime.fromisoformat(self.event["time"])
         return None
 
-    def value(self) -> bytes:
-        return self.event.encode() if isinstance(self.event, str) else orjson.dumps(self.event)
+    def value(self, retime: bool = False) -> bytes:
+        if isinstance(self.event, str):
+            return self.event.encode()
+        if retime:  # the event happens now: business time and the wall clock agree
+            return orjson.dumps(self.event | {"time": datetime.now(UTC).isoformat()})
+        return orjson.dumps(self.event)
 
 
 class LogError(ValueError):
@@ -53,13 +57,16 @@ def read_log(path: Path) -> Iterator[Record]:
                 raise LogError(f"{path}:{number}: not a record {{topic, key, event}}: {exc}") from exc
 
 
-async def publish(settings: Settings, records: Iterable[Record], speed: float | None = None) -> int:
-    """Publish the records in order; returns how many were sent (all acknowledged, acks=all)."""
+async def publish(
+    settings: Settings, records: Iterable[Record], speed: float | None = None, retime: bool = False
+) -> int:
+    """Publish the records in order; returns how many were sent (all acknowledged, acks=all).
+    With ``retime`` each event's ``time`` becomes the moment it is sent (a live rehearsal)."""
     producer = AIOKafkaProducer(**client_options(settings), acks="all", linger_ms=5, enable_idempotence=False)
     await producer.start()
     sent = 0
     try:
-        pending = []
+        pending: list[asyncio.Future[Any]] = []
         first: datetime | None = None
         started = asyncio.get_running_loop().time()
         for record in records:
@@ -72,7 +79,7 @@ async def publish(settings: Settings, records: Iterable[Record], speed: float | 
                     pending.clear()
                     await asyncio.sleep(delay)  # pacing a replay, not synchronising a test
             key = record.key.encode() if record.key else None
-            pending.append(await producer.send(record.topic, record.value(), key=key, headers=HEADERS))
+            pending.append(await producer.send(record.topic, record.value(retime), key=key, headers=HEADERS))
             sent += 1
         await asyncio.gather(*pending)
     finally:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib.resources
+import json
 import os
 import signal
 import socket
@@ -18,6 +19,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -59,6 +61,16 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def settings_from(env: dict[str, str]) -> Settings:
+    """Settings as a child process with this environment will read them."""
+    values: dict[str, Any] = {}
+    for name in Settings.model_fields:
+        raw = env.get(name.upper())
+        if raw is not None:
+            values[name] = json.loads(raw) if raw.lstrip().startswith(("{", "[")) else raw
+    return Settings.model_validate(values)
+
+
 @dataclass
 class Stack:
     home: Path = ROOT / ".whistle"
@@ -67,7 +79,7 @@ class Stack:
     def __post_init__(self) -> None:
         (self.home / "run").mkdir(parents=True, exist_ok=True)
         (self.home / "logs").mkdir(parents=True, exist_ok=True)
-        self.settings = Settings(**{k.lower(): v for k, v in self.env.items()})  # type: ignore[arg-type]
+        self.settings = settings_from(os.environ | self.env)
 
     # ---- what runs where -------------------------------------------------------------------
 
@@ -185,7 +197,9 @@ class Stack:
                     waiting.remove(service)
             time.sleep(0.25)
         if waiting:
-            raise StackError(f"not ready after {timeout:.0f}s: {', '.join(waiting)}; see {self.home / 'logs'}")
+            raise StackError(
+                f"not ready after {timeout:.0f}s: {', '.join(waiting)}; see {self.home / 'logs'}"
+            )
 
     def up(self) -> None:
         self.check_database()

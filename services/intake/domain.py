@@ -104,8 +104,10 @@ def tag_category(text: str, hint: str | None, ref: Jurisdiction) -> Tag:
     return Tag(best, best_score / total)
 
 
-def is_dangerous(text: str, ref: Jurisdiction) -> bool:
-    return any(word in text for c in ref.categories for word in c.danger_keywords)
+def is_dangerous(text: str, category: Category) -> bool:
+    """Danger words of the problem at hand (a gas smell in a gas call); the same word in another
+    kind of complaint ("怕着火" in a parking call) is colour, not an emergency."""
+    return any(word in text for word in category.danger_keywords)
 
 
 def place_order(location: Location | None, address: str | None, text: str, ref: Jurisdiction) -> Place:
@@ -136,7 +138,7 @@ def summarise(text: str) -> str:
 def order_from_call(call: HotlineCall, event_id: str, time: datetime, ref: Jurisdiction) -> NewOrder:
     tag = tag_category(call.content, call.category_hint, ref)
     place = place_order(call.location, call.address, call.content, ref)
-    urgency: Urgency = "emergency" if is_dangerous(call.content, ref) else call.urgency
+    urgency: Urgency = "emergency" if is_dangerous(call.content, tag.category) else call.urgency
     return NewOrder(
         work_order_id=f"WO-H-{call.call_id}",
         source="hotline",
@@ -169,7 +171,7 @@ def order_from_report(report: GridReport, event_id: str, time: datetime, ref: Ju
     found = place_order(None, report.address, report.description, ref)
     compound = found if found.grid == grid.code else Place()
     place = Place(street.name, community.name, grid.code, compound.compound, compound.property_company)
-    urgency: Urgency = "emergency" if is_dangerous(report.description, ref) else report.urgency
+    urgency: Urgency = "emergency" if is_dangerous(report.description, category) else report.urgency
     return NewOrder(
         work_order_id=f"WO-G-{report.report_id}",
         source="grid",

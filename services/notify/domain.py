@@ -53,12 +53,13 @@ def plan(event_type: str, data: dict[str, Any], has_contact: bool) -> list[Plann
     for audience, template in RULES.get(event_type, ()):
         if audience == "resident":
             if has_contact and (event_type != "workorder.accepted" or data.get("status") == "accepted"):
-                planned.append(Planned("resident", "resident", template))
+                planned.append(Planned("resident", "resident", template, data))
         elif audience == "department":
             planned.extend(
-                Planned("department", d["department"], template) for d in data.get("dispatches") or []
+                Planned("department", d["department"], template, data | d)
+                for d in data.get("dispatches") or []
             )
         else:
             level = data.get("to_level") or data.get("level") or "street"
-            planned.append(Planned("supervisor", f"supervisor:{level}", template))
+            planned.append(Planned("supervisor", f"supervisor:{level}", template, data))
     return planned

@@ -1,0 +1,126 @@
+"""The main job: a morning of the city, end to end, on a stack of its own.
+
+Starts a demo stack (its own broker port, HTTP ports and databases, so it never touches a stack
+started with ``make up``), replays the sample morning paced and re-timed to now, plays the
+departments and residents, waits until every order is accounted for, and prints the summary.
+Time limits are short (seconds) so that the unanswered dispatches climb the ladder while you watch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from pathlib import Path
+
+import asyncpg
+from rich.console import Console
+from rich.table import Table
+
+from tools.replay import Record, publish, read_log
+from tools.report import Summary, summary
+from tools.simulate import Simulator
+from tools.stack import ROOT, Stack
+
+SAMPLE = ROOT / "tools" / "samples" / "morning.jsonl"
+DEMO_ENV = {
+    "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9192",
+    "HTTP_PORT_BASE": "18180",
+    "DATABASE_PREFIX": "whistle_demo",
+    "TIME_LIMITS": (
+        '{"emergency": {"accept": "PT8S", "resolve": "PT60S"},'
+        ' "urgent": {"accept": "PT10S", "resolve": "PT90S"},'
+        ' "normal": {"accept": "PT12S", "resolve": "PT120S"}}'
+    ),
+    "TIMER_INTERVAL_SECONDS": "0.25",
+}
+console = Console()
+
+
+def demo_stack() -> Stack:
+    # A user's own settings (a real Kafka, another PostgreSQL) win over the demo defaults.
+    env = {k: v for k, v in DEMO_ENV.items() if k not in os.environ}
+    return Stack(home=ROOT / ".whistle" / "demo", env=env)
+
+
+async def drop_databases(stack: Stack) -> None:
+    """A fresh start: the demo's broker is new each time, so its databases must be too."""
+    url = stack.settings.database_url_for("intake").replace("+asyncpg", "")
+    server = url.rsplit("/", 1)[0] + "/postgres"
+    conn = await asyncpg.connect(server)
+    try:
+        for service in ("intake", "dispatch", "escalation", "notify"):
+            await conn.execute(
+                f'DROP DATABASE IF EXISTS "{stack.settings.database_prefix}_{service}" WITH (FORCE)'
+            )
+    finally:
+        await conn.close()
+
+
+async def play(stack: Stack, records: list[Record], speed: float, wait_seconds: float) -> Summary:
+    stop = asyncio.Event()
+    simulator = Simulator(stack.settings)
+    sim_task = asyncio.create_task(simulator.run(stop))
+    expected = len({r.event["id"] for r in records if isinstance(r.event, dict)})
+    console.print(f"replaying {len(records)} events of the morning at {speed:g}x ...")
+    await publish(stack.settings, records, speed=speed, retime=True)
+    console.print("all published; departments and residents at work ...")
+    deadline = time.monotonic() + wait_seconds
+    current = await summary(stack.settings)
+    while time.monotonic() < deadline:
+        current = await summary(stack.settings)
+        done = (
+            current.orders >= expected - current.dead_letters
+            and current.by_status
+            and not current.open_orders
+        )
+        if done:
+            break
+        await asyncio.sleep(1)  # polling the databases for the summary, with a deadline
+    stop.set()
+    await sim_task
+    return current
+
+
+def show(s: Summary, seconds: float) -> None:
+    console.rule("[bold]Whistle: the morning of 2026-11-21, summary")
+    console.print(
+        f"{s.orders} work orders ({s.closed_on_site} handled on the spot by grid workers), "
+        f"{s.dead_letters} dead letters, {seconds:.0f}s"
+    )
+    by_status = Table("status", "orders", title="Dispatched orders by status")
+    for status, n in sorted(s.by_status.items()):
+        by_status.add_row(status, str(n))
+    console.print(by_status)
+    by_department = Table("department", "dispatches", "resolved", title="By department")
+    for department, n, resolved in s.by_department:
+        by_department.add_row(department, str(n), str(resolved))
+    console.print(by_department)
+    escalations = Table("to level", "reason", "count", title="Escalations")
+    for level, reason, n in s.escalations:
+        escalations.add_row(level, reason, str(n))
+    console.print(escalations)
+    notifications = Table("audience", "status", "count", title="Notifications")
+    for audience, status, n in s.notifications:
+        notifications.add_row(audience, status, str(n))
+    console.print(notifications)
+    if s.open_orders:
+        console.print(f"[yellow]{s.open_orders} orders still open when the run ended[/yellow]")
+
+
+def main(log: Path = SAMPLE, speed: float = 600, timeout: float = 240) -> int:
+    stack = demo_stack()
+    started = time.monotonic()
+    try:
+        console.print("starting the demo stack (broker, databases, four services) ...")
+        stack.down()
+        asyncio.run(drop_databases(stack))
+        stack.up()
+        result = asyncio.run(play(stack, list(read_log(log)), speed, timeout))
+        show(result, time.monotonic() - started)
+        return 0 if not result.open_orders else 1
+    except KeyboardInterrupt:
+        console.print("interrupted; stopping the demo stack")
+        return 130
+    finally:
+        stack.down()
