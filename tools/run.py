@@ -13,7 +13,6 @@ import os
 import time
 from pathlib import Path
 
-import asyncpg
 from rich.console import Console
 from rich.table import Table
 
@@ -41,20 +40,6 @@ def demo_stack() -> Stack:
     # A user's own settings (a real Kafka, another PostgreSQL) win over the demo defaults.
     env = {k: v for k, v in DEMO_ENV.items() if k not in os.environ}
     return Stack(home=ROOT / ".whistle" / "demo", env=env)
-
-
-async def drop_databases(stack: Stack) -> None:
-    """A fresh start: the demo's broker is new each time, so its databases must be too."""
-    url = stack.settings.database_url_for("intake").replace("+asyncpg", "")
-    server = url.rsplit("/", 1)[0] + "/postgres"
-    conn = await asyncpg.connect(server)
-    try:
-        for service in ("intake", "dispatch", "escalation", "notify"):
-            await conn.execute(
-                f'DROP DATABASE IF EXISTS "{stack.settings.database_prefix}_{service}" WITH (FORCE)'
-            )
-    finally:
-        await conn.close()
 
 
 async def play(stack: Stack, records: list[Record], speed: float, wait_seconds: float) -> Summary:
@@ -114,7 +99,7 @@ def main(log: Path = SAMPLE, speed: float = 600, timeout: float = 240) -> int:
     try:
         console.print("starting the demo stack (broker, databases, four services) ...")
         stack.down()
-        asyncio.run(drop_databases(stack))
+        stack.reset_databases()
         stack.up()
         result = asyncio.run(play(stack, list(read_log(log)), speed, timeout))
         show(result, time.monotonic() - started)

@@ -167,6 +167,22 @@ class Stack:
                 "or set DATABASE_URL to a server that runs"
             )
 
+    def reset_databases(self) -> None:
+        """Drop this stack's databases (for a demo or a test run, whose broker is new too)."""
+        import asyncpg
+
+        async def drop() -> None:
+            url = self.settings.database_url_for("intake").replace("+asyncpg", "")
+            conn = await asyncpg.connect(url.rsplit("/", 1)[0] + "/postgres")
+            try:
+                for service in SERVICES:
+                    name = f"{self.settings.database_prefix}_{service}"
+                    await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            finally:
+                await conn.close()
+
+        asyncio.run(drop())
+
     def create_topics(self) -> None:
         from shared.reference import load_jurisdiction
         from shared.topics import all_topics, ensure_topics

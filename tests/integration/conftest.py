@@ -1,0 +1,44 @@
+"""The real stack for integration tests: Tansu, PostgreSQL and the four services as processes, on
+ports and databases of their own so that a developer's `make up` stack is left alone."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+
+from tests.integration.bus import Bus
+from tools.stack import ROOT, Stack
+
+TEST_ENV = {
+    "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:19092",
+    "HTTP_PORT_BASE": "18280",
+    "DATABASE_PREFIX": "whistle_test",
+    # Seconds, so that clocks fire during a test: an emergency must be signed for in 4 s.
+    "TIME_LIMITS": (
+        '{"emergency": {"accept": "PT4S", "resolve": "PT60S"},'
+        ' "urgent": {"accept": "PT60S", "resolve": "PT120S"},'
+        ' "normal": {"accept": "PT120S", "resolve": "PT300S"}}'
+    ),
+    "TIMER_INTERVAL_SECONDS": "0.2",
+}
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[Stack]:
+    stack = Stack(home=ROOT / ".whistle" / "test", env=TEST_ENV)
+    stack.down()
+    stack.reset_databases()
+    try:
+        stack.up()
+        yield stack
+    finally:
+        stack.down()
+
+
+@pytest.fixture(scope="session")
+async def bus(stack: Stack) -> AsyncIterator[Bus]:
+    bus = Bus(stack.settings)
+    await bus.start()
+    yield bus
+    await bus.stop()
