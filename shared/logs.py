@@ -28,7 +28,7 @@ def _scrub(value: Any) -> Any:
 def _scrub_field(key: str, value: Any) -> Any:
     if key in _NAME_KEYS and isinstance(value, str):
         return mask_name(value)
-    if key in _PHONE_KEYS and isinstance(value, str):
+    if key in _PHONE_KEYS and isinstance(value, str | int):
         return mask_phone(value)
     return _scrub(value)
 

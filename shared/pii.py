@@ -6,37 +6,41 @@ import re
 from typing import Any
 
 _DIGITS = re.compile(r"\d")
-# Mainland mobile numbers and landlines with area code, as they appear in free text.
-_PHONE_IN_TEXT = re.compile(r"(?<!\d)(1[3-9]\d)\d{4}(\d{4})(?!\d)|(?<!\d)(0\d{2,3}-?)\d{4}(\d{3,4})(?!\d)")
+# Residents dictate numbers in many spellings: full-width digits, +86, spaces or dashes inside.
+_FULL_WIDTH = str.maketrans("０１２３４５６７８９", "0123456789")
+_MOBILE = re.compile(r"(?<!\d)((?:\+?86[\s-]?)?1[3-9]\d)[\s-]?\d{4}[\s-]?(\d{4})(?!\d)")
+_LANDLINE = re.compile(r"(?<!\d)(0\d{2,3}-?)\d{4}(\d{3,4})(?!\d)")
 
 
 def mask_name(name: str | None) -> str | None:
     """孙大爷 -> 孙**: the family name stays so a department can address the resident politely."""
-    if not name:
-        return name
+    if not name or not name.strip():
+        return name if name is None else ""
     name = name.strip()
     return name[0] + "*" * max(len(name) - 1, 1)
 
 
-def mask_phone(phone: str | None) -> str | None:
-    """13800000000 -> 138****0000: enough to confirm a number, not enough to dial it."""
-    if not phone:
-        return phone
-    digits = "".join(_DIGITS.findall(phone))
-    if len(digits) < 7:
-        return "*" * len(digits)
-    return digits[:3] + "*" * (len(digits) - 7) + digits[-4:]
+def mask_phone(phone: str | int | None) -> str | None:
+    """13800000000 -> 138****0000: enough to confirm a number, not enough to dial it. Shorter
+    numbers (landlines without area code) keep only their last two digits."""
+    if phone is None or phone == "":
+        return None if phone is None else ""
+    digits = "".join(_DIGITS.findall(str(phone).translate(_FULL_WIDTH)))
+    if len(digits) >= 11:
+        return digits[:3] + "*" * (len(digits) - 7) + digits[-4:]
+    if len(digits) > 5:
+        return "*" * (len(digits) - 2) + digits[-2:]
+    return "*" * len(digits)
 
 
 def mask_phones_in_text(text: str) -> str:
     """Residents often dictate their number into the complaint itself."""
-
-    def repl(m: re.Match[str]) -> str:
-        if m.group(1):
-            return f"{m.group(1)}****{m.group(2)}"
-        return f"{m.group(3)}****{m.group(4)}"
-
-    return _PHONE_IN_TEXT.sub(repl, text)
+    normalised = text.translate(_FULL_WIDTH)
+    if not any(ch.isdigit() for ch in normalised):
+        return text
+    masked = _MOBILE.sub(lambda m: f"{m.group(1)}****{m.group(2)}", normalised)
+    masked = _LANDLINE.sub(lambda m: f"{m.group(1)}****{m.group(2)}", masked)
+    return masked if masked != normalised else text
 
 
 def masked_contact(caller: dict[str, Any] | None) -> dict[str, str | None] | None:

@@ -32,6 +32,19 @@ def next_level(level: Level) -> Level | None:
     return LADDER[level]
 
 
+def initial_level(tier: Level, placed: bool, has_property_company: bool) -> Level:
+    """小问题物业当场办、大问题社区帮忙办、难问题街道协调办: an order starts at its category's tier,
+    but higher where nobody at that tier can act. Intake (for workorder.created) and dispatch
+    (to route) both ask this one function, so they never disagree."""
+    if not placed:
+        return tier if tier in ("street", "district") else "street"
+    if tier == "property" and not has_property_company:
+        return "community"
+    if tier == "grid":
+        return "community"  # grid workers find and fix; the community is the first to be called
+    return tier
+
+
 CODE_PATTERN = r"^[a-z0-9_]+$"
 
 
@@ -201,6 +214,12 @@ class Jurisdiction(_Model):
     @cached_property
     def compounds(self) -> list[tuple[Street, Community, Compound]]:
         return [(s, c, k) for s, c in self.communities for k in c.compounds]
+
+    @cached_property
+    def area_names(self) -> tuple[str, ...]:
+        """Street and community names with aliases, longest first."""
+        names = {n for s, c in self.communities for n in (s.name, *s.aliases, c.name, *c.aliases)}
+        return tuple(sorted(names, key=len, reverse=True))
 
     @cached_property
     def duty_by_key(self) -> dict[tuple[str, str], Duty]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -144,6 +145,29 @@ def timeline(work_order_id: str) -> None:
     for at, event, status, level, caused_by, detail in asyncio.run(load(get_settings(), work_order_id)):
         table.add_row(at.isoformat(), event, status, level, caused_by, str(detail or ""))
     Console().print(table)
+
+
+@app.command()
+def bench(
+    calls: int = typer.Option(5000, help="calls in the burst"),
+    steady_rate: float = typer.Option(200, help="calls per second in the latency phase"),
+    steady_seconds: float = typer.Option(10, help="length of the latency phase"),
+) -> None:
+    """Synthetic calls through the running stack (started if it is not): throughput and latency
+    from call to dispatch.assigned, beside the raw broker produce rate; JSON under reports/."""
+    from tools.bench import bench as run_bench
+    from tools.bench import write_report
+    from tools.stack import StackError
+
+    stack = _stack()
+    try:
+        stack.up()
+    except StackError as exc:
+        _fail(exc)
+    report = asyncio.run(run_bench(stack.settings, calls, steady_rate, steady_seconds))
+    path = write_report(report)
+    typer.echo(json.dumps(report, indent=2, ensure_ascii=False))
+    typer.echo(f"report: {path}")
 
 
 def main() -> None:

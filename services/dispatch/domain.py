@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from shared import reference
 from shared.contract import Level, Urgency
 from shared.reference import LEVELS, Jurisdiction, TimeLimit
 
@@ -22,17 +23,9 @@ class OrderFacts:
 
 
 def initial_level(order: OrderFacts, ref: Jurisdiction) -> Level:
-    """小问题物业当场办、大问题社区帮忙办、难问题街道协调办: start at the category's tier, but where
-    nobody at that tier can act (no property company, no known community) start higher."""
     category = ref.category_by_code.get(order.category)
     tier: Level = category.tier if category else "community"
-    if order.community is None:
-        return "street" if LEVELS.index(tier) < LEVELS.index("street") else tier
-    if tier == "property" and not order.property_company:
-        return "community"
-    if tier == "grid":
-        return "community"  # grid workers find and fix; the community is the first to be called
-    return tier
+    return reference.initial_level(tier, order.community is not None, order.property_company is not None)
 
 
 def assignees(order: OrderFacts, level: Level, ref: Jurisdiction) -> list[tuple[str, Role]]:

@@ -7,7 +7,7 @@ from datetime import datetime
 
 from shared.contract import GridReport, HotlineCall, Level, Location, MaskedContact, OrderOpened, Urgency
 from shared.pii import mask_name, mask_phone, mask_phones_in_text
-from shared.reference import Category, Jurisdiction
+from shared.reference import Category, Jurisdiction, initial_level
 
 SUMMARY_CHARS = 200
 
@@ -51,13 +51,7 @@ class NewOrder:
 
     @property
     def level(self) -> Level:
-        """Where the order starts: the category's tier, raised when nobody at that tier can act."""
-        tier = self.category.tier
-        if tier == "property" and not self.place.property_company:
-            return "community"
-        if not self.place.placed:
-            return "street"
-        return tier
+        return initial_level(self.category.tier, self.place.placed, self.place.property_company is not None)
 
     def opened(self) -> OrderOpened:
         return OrderOpened(
@@ -112,18 +106,26 @@ def is_dangerous(text: str, category: Category) -> bool:
 
 def place_order(location: Location | None, address: str | None, text: str, ref: Jurisdiction) -> Place:
     """Explicit location fields win when they name a known grid or community; then compound names in
-    the address and the text; what cannot be placed stays unplaced (never guessed)."""
+    the address and the text (within the explicit community, if one was named); then community
+    names. What cannot be placed stays unplaced (never guessed)."""
     if location and location.grid and location.grid in ref.places_by_grid:
         street, community, grid = ref.places_by_grid[location.grid]
         return Place(street.name, community.name, grid.code)
-    haystack = " ".join(part for part in (address, text) if part)
-    for street, community, compound in ref.compounds:
-        if any(name in haystack for name in (compound.name, *compound.aliases)):
-            return Place(street.name, community.name, compound.grid, compound.name, compound.property_company)
+    named = None
     if location and location.community:
-        for street, community in ref.communities:
-            if location.community in (community.name, *community.aliases):
-                return Place(street.name, community.name)
+        named = next(((s, c) for s, c in ref.communities if location.community in (c.name, *c.aliases)), None)
+    haystack = " ".join(part for part in (address, text) if part)
+    # Street and community names are blanked first, so that 墨翠府社区 does not read as 墨翠府 (a compound).
+    bare = haystack
+    for name in ref.area_names:
+        bare = bare.replace(name, "|")
+    for street, community, compound in ref.compounds:
+        if named and community is not named[1]:
+            continue
+        if any(name in bare for name in (compound.name, *compound.aliases)):
+            return Place(street.name, community.name, compound.grid, compound.name, compound.property_company)
+    if named:
+        return Place(named[0].name, named[1].name)
     for street, community in ref.communities:
         if any(name in haystack for name in (community.name, *community.aliases)):
             return Place(street.name, community.name)
@@ -183,7 +185,7 @@ def order_from_report(report: GridReport, event_id: str, time: datetime, ref: Ju
         place=place,
         urgency=urgency,
         summary=summarise(report.description),
-        address=report.address,
+        address=mask_phones_in_text(report.address) if report.address else None,
         location={"street": street.name, "community": community.name, "grid": grid.code},
         caller_name=None,
         caller_phone=None,

@@ -1,0 +1,284 @@
+"""Intake's rules: tagging, placing, danger, and the work order made from a call or a grid report."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+
+from services.dispatch.domain import OrderFacts, initial_level
+from services.intake.domain import (
+    Place,
+    UnknownReference,
+    is_dangerous,
+    order_from_call,
+    order_from_report,
+    place_order,
+    tag_category,
+)
+from shared.contract import GridReport, HotlineCall, Location
+from shared.reference import Jurisdiction
+
+AT = datetime(2026, 11, 21, 8, 15, tzinfo=timezone(timedelta(hours=8)))
+JINGHUA = Place("福莱山街道", "夹河社区", "HB-FLS-JH-03", "菁华公寓", "yeda_wuye")
+
+
+def make_call(**fields: Any) -> HotlineCall:
+    body: dict[str, Any] = {"call_id": "12345-20261121-000001", "channel": "phone", "content": "暖气不热"}
+    return HotlineCall.model_validate(body | fields)
+
+
+def make_report(**fields: Any) -> GridReport:
+    body: dict[str, Any] = {
+        "report_id": "GR-0001",
+        "grid_id": "HB-FLS-JH-03",
+        "worker_id": "W-17",
+        "category": "fire_hazard",
+        "description": "3号楼楼道堆物，堵塞消防通道",
+    }
+    return GridReport.model_validate(body | fields)
+
+
+# ---- tag_category -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("hint", "code"), [("gas", "gas"), ("燃气", "gas"), ("GAS", "gas")])
+def test_known_hint_wins_over_keywords(ref: Jurisdiction, hint: str, code: str) -> None:
+    tag = tag_category("暖气不热，屋里冷", hint, ref)
+    assert tag.category.code == code
+    assert tag.confidence == 1.0
+
+
+def test_unknown_hint_falls_back_to_keywords(ref: Jurisdiction) -> None:
+    assert tag_category("暖气不热", "天气", ref).category.code == "heating"
+
+
+@pytest.mark.parametrize(
+    ("text", "code"),
+    [
+        ("暖气不热", "heating"),
+        ("菁华公寓3号楼暖气片不热，屋里冷", "heating"),
+        ("家里停水了，一滴都没有", "water_supply"),
+        ("厨房里有燃气味", "gas"),
+        ("小区门口乱停车，堵住出口", "illegal_parking"),
+        ("楼道堆物，堵塞消防通道", "fire_hazard"),
+        ("楼上半夜装修噪音太吵", "noise"),
+        ("电梯坏了三天了", "elevator"),
+    ],
+)
+def test_keywords_tag_the_category(ref: Jurisdiction, text: str, code: str) -> None:
+    tag = tag_category(text, None, ref)
+    assert tag.category.code == code
+    assert 0.5 < tag.confidence <= 1.0
+
+
+def test_mixed_text_has_lower_confidence(ref: Jurisdiction) -> None:
+    tag = tag_category("楼道堆物，堵塞消防通道", None, ref)
+    assert tag.category.code == "fire_hazard"
+    assert tag.confidence < 1.0
+
+
+def test_nothing_matches_gives_other_with_zero_confidence(ref: Jurisdiction) -> None:
+    tag = tag_category("今天天气不错", None, ref)
+    assert tag.category.code == "other"
+    assert tag.confidence == 0.0
+
+
+# ---- place_order ------------------------------------------------------------------------------
+
+
+def test_explicit_grid_wins_over_address(ref: Jurisdiction) -> None:
+    place = place_order(Location(grid="HB-FLS-MCF-01"), "夹河社区菁华公寓3号楼", "", ref)
+    assert place == Place("福莱山街道", "墨翠府社区", "HB-FLS-MCF-01")
+
+
+def test_unknown_explicit_grid_is_ignored(ref: Jurisdiction) -> None:
+    assert place_order(Location(grid="NOPE-01"), "菁华公寓3号楼", "", ref) == JINGHUA
+
+
+@pytest.mark.parametrize(
+    ("address", "text", "expected"),
+    [
+        ("福莱山街道夹河社区菁华公寓3号楼", "", JINGHUA),
+        (None, "我住菁华3号楼，暖气不热", JINGHUA),  # alias, in the text
+        ("慧园5号楼", "", Place("福莱山街道", "夹河社区", "HB-FLS-JH-06", "海信慧园", "haixin_wuye")),
+        ("夹河新村2号楼", "", Place("福莱山街道", "夹河社区", "HB-FLS-JH-04", "夹河新村", None)),
+        ("夹河社区卫生室旁边", "", Place("福莱山街道", "夹河社区")),
+        ("古现村东头", "", Place("古现街道", "古现社区")),  # community alias
+    ],
+)
+def test_place_from_address_or_text(
+    ref: Jurisdiction, address: str | None, text: str, expected: Place
+) -> None:
+    assert place_order(None, address, text, ref) == expected
+
+
+def test_explicit_community(ref: Jurisdiction) -> None:
+    place = place_order(Location(street="古现街道", community="河口村"), None, "路灯不亮", ref)
+    assert place == Place("古现街道", "河口社区")
+
+
+def test_unplaced(ref: Jurisdiction) -> None:
+    place = place_order(Location(community="不存在社区"), "路边", "路灯不亮", ref)
+    assert place == Place()
+    assert place.placed is False
+
+
+def test_community_name_is_not_taken_for_a_compound(ref: Jurisdiction) -> None:
+    assert place_order(None, "福莱山街道墨翠府社区长江路12号", "", ref) == Place("福莱山街道", "墨翠府社区")
+
+
+def test_explicit_community_wins_over_compound_elsewhere(ref: Jurisdiction) -> None:
+    place = place_order(Location(community="夹河社区"), None, "暖气不热，和万科城那边一样", ref)
+    assert place.community == "夹河社区"
+
+
+# ---- is_dangerous -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "code", "dangerous"),
+    [
+        ("厨房里有燃气味", "gas", True),
+        ("燃气灶打不着火", "gas", False),
+        ("电梯困人了", "elevator", True),
+        ("楼道冒烟了", "fire_hazard", True),
+        ("车停在消防通道，怕着火了没法救", "illegal_parking", False),  # not the category's own danger
+        ("厨房里有燃气味", "heating", False),
+    ],
+)
+def test_is_dangerous_uses_the_category_words_only(
+    ref: Jurisdiction, text: str, code: str, dangerous: bool
+) -> None:
+    assert is_dangerous(text, ref.category_by_code[code]) is dangerous
+
+
+# ---- order_from_call --------------------------------------------------------------------------
+
+
+def test_order_from_call(ref: Jurisdiction) -> None:
+    call = make_call(
+        content="菁华公寓3号楼暖气不热",
+        address="福莱山街道夹河社区菁华公寓3号楼",
+        caller={"name": "孙大爷", "phone": "13800000000"},
+        urgency="urgent",
+    )
+    order = order_from_call(call, "ev-1", AT, ref)
+    assert order.work_order_id == "WO-H-12345-20261121-000001"
+    assert (order.source, order.source_id, order.event_id, order.received_at) == (
+        "hotline",
+        "12345-20261121-000001",
+        "ev-1",
+        AT,
+    )
+    assert order.category.code == "heating"
+    assert order.place == JINGHUA
+    assert order.urgency == "urgent"
+    assert (order.caller_name, order.caller_phone) == ("孙大爷", "13800000000")
+    assert order.closed_on_site is False
+
+
+def test_gas_smell_in_a_gas_call_is_an_emergency(ref: Jurisdiction) -> None:
+    order = order_from_call(make_call(content="厨房里有燃气味，很浓", urgency="normal"), "ev-1", AT, ref)
+    assert order.category.code == "gas"
+    assert order.urgency == "emergency"
+
+
+def test_danger_word_of_another_category_does_not_upgrade(ref: Jurisdiction) -> None:
+    call = make_call(content="小区门口乱停车，堵住出口，着火了消防车都进不来", category_hint="违停")
+    assert order_from_call(call, "ev-1", AT, ref).urgency == "normal"
+
+
+def test_phone_numbers_are_masked_in_summary_and_address(ref: Jurisdiction) -> None:
+    call = make_call(content="暖气不热，回电13812345678或0535-6881234", address="菁华公寓3号楼 13812345678")
+    order = order_from_call(call, "ev-1", AT, ref)
+    assert "13812345678" not in order.summary and "138****5678" in order.summary
+    assert "6881234" not in order.summary
+    assert order.address == "菁华公寓3号楼 138****5678"
+
+
+def test_summary_is_short_and_on_one_line(ref: Jurisdiction) -> None:
+    order = order_from_call(make_call(content="暖气不热\n\n" + "冷" * 500), "ev-1", AT, ref)
+    assert len(order.summary) == 200
+    assert order.summary.endswith("…")
+    assert "\n" not in order.summary
+
+
+def test_opened_event_carries_the_contact_masked(ref: Jurisdiction) -> None:
+    call = make_call(address="菁华公寓3号楼", caller={"name": "孙大爷", "phone": "13800000000"})
+    opened = order_from_call(call, "ev-1", AT, ref).opened()
+    assert opened.contact is not None
+    assert (opened.contact.name, opened.contact.phone) == ("孙**", "138****0000")
+    assert opened.property_company == "yeda_wuye"
+    assert "13800000000" not in opened.model_dump_json()
+
+
+def test_opened_event_without_caller_has_no_contact(ref: Jurisdiction) -> None:
+    assert order_from_call(make_call(), "ev-1", AT, ref).opened().contact is None
+
+
+# ---- order_from_report ------------------------------------------------------------------------
+
+
+def test_order_from_report(ref: Jurisdiction) -> None:
+    order = order_from_report(make_report(address="菁华公寓3号楼"), "ev-2", AT, ref)
+    assert order.work_order_id == "WO-G-GR-0001"
+    assert order.source == "grid"
+    assert order.category.code == "fire_hazard"
+    assert order.confidence == 1.0
+    assert order.place == JINGHUA
+    assert order.location == {"street": "福莱山街道", "community": "夹河社区", "grid": "HB-FLS-JH-03"}
+    assert order.closed_on_site is False
+
+
+def test_report_category_by_name(ref: Jurisdiction) -> None:
+    assert order_from_report(make_report(category="消防隐患"), "ev-2", AT, ref).category.code == "fire_hazard"
+
+
+def test_compound_in_another_grid_is_not_taken(ref: Jurisdiction) -> None:
+    order = order_from_report(make_report(address="海信慧园5号楼"), "ev-2", AT, ref)  # lies in JH-06
+    assert order.place == Place("福莱山街道", "夹河社区", "HB-FLS-JH-03")
+
+
+def test_handled_on_site_is_closed_on_site(ref: Jurisdiction) -> None:
+    assert order_from_report(make_report(handled_on_site=True), "ev-2", AT, ref).closed_on_site is True
+
+
+def test_report_danger_upgrades(ref: Jurisdiction) -> None:
+    order = order_from_report(make_report(description="3号楼楼道冒烟了"), "ev-2", AT, ref)
+    assert order.urgency == "emergency"
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [({"grid_id": "HB-FLS-JH-99"}, "data.grid_id"), ({"category": "weather"}, "data.category")],
+)
+def test_unknown_reference(ref: Jurisdiction, fields: dict[str, str], field: str) -> None:
+    with pytest.raises(UnknownReference) as info:
+        order_from_report(make_report(**fields), "ev-2", AT, ref)
+    assert str(info.value).startswith(f"{field}: unknown")
+
+
+# ---- the level intake announces agrees with the level dispatch starts at ----------------------
+
+
+@pytest.mark.parametrize(
+    ("content", "address"),
+    [
+        ("暖气不热", "菁华公寓3号楼"),  # community tier, placed
+        ("暖气不热", None),  # community tier, unplaced
+        ("物业不管，楼道灯坏了", "菁华公寓3号楼"),  # property tier with a property company
+        ("物业不管，楼道灯坏了", "夹河新村2号楼"),  # property tier, compound without one
+        ("顶楼加盖彩钢房", "菁华公寓3号楼"),  # street tier
+        ("物业不管，楼道灯坏了", None),  # property tier, unplaced
+    ],
+)
+def test_intake_level_matches_dispatch_initial_level(
+    ref: Jurisdiction, content: str, address: str | None
+) -> None:
+    order = order_from_call(make_call(content=content, address=address), "ev-1", AT, ref)
+    facts = OrderFacts(
+        order.category.code, order.urgency, order.place.community, order.place.property_company
+    )
+    assert order.level == initial_level(facts, ref)

@@ -1,0 +1,201 @@
+"""The batch consumer's decoding (what is dead-lettered, and why) and dead-letter records."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import orjson
+import pytest
+from pydantic import ValidationError
+
+from services.intake.handlers import routes as intake_routes
+from services.intake.store import Inbox, Outbox
+from shared import contract
+from shared.contract import CloudEvent, HotlineCall, Location, WorkOrderData
+from shared.messaging import BatchConsumer, Delivery, Route, Tx, _Decoded, dead_letter, describe_validation
+from shared.reference import Jurisdiction
+
+PHONE = "13912345678"
+
+
+async def ignore(tx: Tx, data: Any) -> None:
+    return None
+
+
+@pytest.fixture(scope="module")
+def consumer(ref: Jurisdiction) -> BatchConsumer:
+    return BatchConsumer(
+        service="intake",
+        engine=None,  # type: ignore[arg-type]  # decode() never touches the database
+        inbox=Inbox.__table__,  # type: ignore[arg-type]
+        outbox=Outbox.__table__,  # type: ignore[arg-type]
+        routes=[
+            *intake_routes(ref),
+            # A topic we only listen to: types without a handler there are skipped, not errors.
+            Route(contract.WORKORDER_EVENTS, "workorder.created", WorkOrderData, ignore),
+        ],
+        strict_topics=[contract.HOTLINE_CALLS, contract.GRID_REPORTS],
+    )
+
+
+def call_event(**data_overrides: Any) -> dict[str, Any]:
+    data = {
+        "call_id": "12345-20261121-000001",
+        "channel": "phone",
+        "content": "菁华公寓3号楼暖气不热",
+        "caller": {"name": "孙大爷", "phone": PHONE},
+    } | data_overrides
+    return {
+        "specversion": "1.0",
+        "id": "ev-1",
+        "source": "hotline/yantai-12345",
+        "type": "hotline.call.received",
+        "time": "2026-11-21T08:15:00+08:00",
+        "data": data,
+    }
+
+
+def delivery(raw: bytes | dict[str, Any] | list[Any], topic: str = contract.HOTLINE_CALLS) -> Delivery:
+    body = raw if isinstance(raw, bytes) else orjson.dumps(raw)
+    return Delivery(topic=topic, partition=2, offset=41, key="12345-20261121-000001", raw=body)
+
+
+def reason(consumer: BatchConsumer, d: Delivery) -> str:
+    result = consumer.decode(d)
+    assert isinstance(result, str), result
+    return result
+
+
+def test_topics_are_those_of_the_routes(consumer: BatchConsumer) -> None:
+    assert consumer.topics == sorted(
+        [contract.GRID_REPORTS, contract.HOTLINE_CALLS, contract.WORKORDER_EVENTS]
+    )
+
+
+def test_valid_call_is_decoded(consumer: BatchConsumer) -> None:
+    result = consumer.decode(delivery(call_event()))
+    assert isinstance(result, _Decoded)
+    assert isinstance(result.data, HotlineCall)
+    assert result.data.call_id == "12345-20261121-000001"
+    assert result.event.id == "ev-1"
+    assert result.route.event_type == "hotline.call.received"
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (b"", "empty message"),
+        (b"{not json", "not valid JSON"),
+        (b"\xff\xfe\x00", "not valid JSON"),
+        ([call_event()], "expected a JSON object (a CloudEvent), got list"),
+        (b'"hello"', "got str"),
+    ],
+)
+def test_undecodable_messages(consumer: BatchConsumer, raw: Any, expected: str) -> None:
+    assert expected in reason(consumer, delivery(raw))
+
+
+@pytest.mark.parametrize("field", ["specversion", "id", "source", "type", "time", "data"])
+def test_missing_cloud_event_attribute(consumer: BatchConsumer, field: str) -> None:
+    body = call_event()
+    del body[field]
+    text = reason(consumer, delivery(body))
+    assert text.startswith("not a valid CloudEvent: ")
+    assert f"{field}: Field required" in text
+
+
+def test_naive_time_is_refused(consumer: BatchConsumer) -> None:
+    body = call_event() | {"time": "2026-11-21T08:15:00"}
+    assert "not a valid CloudEvent: time:" in reason(consumer, delivery(body))
+
+
+def test_unknown_type_on_strict_topic_names_expected_types(consumer: BatchConsumer) -> None:
+    body = call_event() | {"type": "hotline.call.updated"}
+    text = reason(consumer, delivery(body))
+    assert "unknown event type 'hotline.call.updated' on hotline.calls.v1" in text
+    assert "['hotline.call.received']" in text
+
+
+def test_unknown_type_on_listened_topic_is_skipped(consumer: BatchConsumer) -> None:
+    body = call_event() | {"type": "workorder.merged"}
+    assert consumer.decode(delivery(body, topic=contract.WORKORDER_EVENTS)) is None
+
+
+@pytest.mark.parametrize(
+    ("data", "field"),
+    [
+        ({"channel": "fax"}, "data.channel"),
+        ({"content": ""}, "data.content"),
+        ({"content": "冷" * 4001}, "data.content"),
+        ({"urgency": "asap"}, "data.urgency"),
+        ({"caller": {"phone": "1" * 40}}, "data.caller.phone"),
+    ],
+)
+def test_invalid_data_names_the_field(consumer: BatchConsumer, data: dict[str, Any], field: str) -> None:
+    text = reason(consumer, delivery(call_event(**data)))
+    assert text.startswith("invalid hotline.call.received: ")
+    assert f"{field}:" in text
+
+
+def test_missing_data_field_is_named(consumer: BatchConsumer) -> None:
+    body = call_event()
+    del body["data"]["call_id"]
+    assert "data.call_id: Field required" in reason(consumer, delivery(body))
+
+
+@pytest.mark.parametrize("field", ["channel", "urgency", "call_id"])
+def test_reason_never_echoes_the_value(consumer: BatchConsumer, field: str) -> None:
+    value = PHONE * 6 if field == "call_id" else PHONE  # call_id: too long
+    text = reason(consumer, delivery(call_event(**{field: value})))
+    assert f"data.{field}" in text
+    assert PHONE not in text
+
+
+def test_describe_validation_never_echoes_the_value() -> None:
+    with pytest.raises(ValidationError) as info:
+        Location.model_validate({"lat": PHONE, "street": "x" * 501})
+    text = describe_validation(info.value, "data.location.")
+    assert "data.location.lat:" in text and "data.location.street:" in text
+    assert PHONE not in text and "xxxx" not in text
+
+
+# ---- dead letters -----------------------------------------------------------------------------
+
+
+def parse(message_payload: bytes) -> CloudEvent:
+    return CloudEvent.model_validate(orjson.loads(message_payload))
+
+
+def test_dead_letter_keeps_utf8_raw_as_text() -> None:
+    raw = '{"data": "暖气不热"'.encode()
+    message = dead_letter(delivery(raw), "not valid JSON", "whistle/intake")
+    assert message.topic == contract.DEADLETTER
+    assert message.key == "12345-20261121-000001"
+    ev = parse(message.payload)
+    assert ev.type == "deadletter.recorded"
+    assert ev.data["raw"] == '{"data": "暖气不热"'
+    assert ev.data["raw_encoding"] == "utf-8"
+    assert ev.data["error"] == "not valid JSON"
+    assert (ev.data["original_topic"], ev.data["original_partition"], ev.data["original_offset"]) == (
+        contract.HOTLINE_CALLS,
+        2,
+        41,
+    )
+
+
+def test_dead_letter_keeps_non_utf8_raw_as_base64() -> None:
+    raw = b"\xff\xfe\x00binary"
+    ev = parse(dead_letter(delivery(raw), "not valid JSON", "whistle/intake").payload)
+    assert ev.data["raw_encoding"] == "base64"
+    assert base64.b64decode(ev.data["raw"]) == raw
+
+
+def test_dead_letter_id_derives_from_the_position() -> None:
+    first = parse(dead_letter(delivery(b"x"), "a", "whistle/intake").payload)
+    again = parse(dead_letter(delivery(b"x"), "b", "whistle/intake").payload)
+    other = parse(
+        dead_letter(Delivery(contract.HOTLINE_CALLS, 2, 42, None, b"x"), "a", "whistle/intake").payload
+    )
+    assert first.id == again.id
+    assert first.id != other.id

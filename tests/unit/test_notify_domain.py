@@ -1,0 +1,118 @@
+"""Notify's rules: who is told about which event, and the rendered text."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from services.notify.domain import TEMPLATES, Planned, plan, render
+
+
+def order(**fields: Any) -> dict[str, Any]:
+    return {
+        "work_order_id": "WO-H-1",
+        "status": "dispatched",
+        "level": "community",
+        "category": "heating",
+    } | fields
+
+
+def who(planned: list[Planned]) -> list[tuple[str, str, str]]:
+    return [(p.audience, p.recipient, p.template) for p in planned]
+
+
+@pytest.mark.parametrize(
+    ("event_type", "data", "expected"),
+    [
+        ("intake.contact.recorded", {"work_order_id": "WO-H-1"}, [("resident", "resident", "received")]),
+        ("workorder.accepted", order(status="accepted"), [("resident", "resident", "accepted")]),
+        (
+            "workorder.resolved",
+            order(status="resolved"),
+            [("resident", "resident", "resolved"), ("resident", "resident", "follow_up")],
+        ),
+        ("workorder.reopened", order(), [("resident", "resident", "reopened")]),
+    ],
+)
+def test_resident_is_told_when_a_contact_is_known(
+    event_type: str, data: dict[str, Any], expected: list[tuple[str, str, str]]
+) -> None:
+    assert who(plan(event_type, data, has_contact=True)) == expected
+    assert plan(event_type, data, has_contact=False) == []
+
+
+def test_resident_not_told_of_an_acceptance_that_did_not_accept_the_order() -> None:
+    # An assisting department signing for its part leaves the order in its status.
+    assert plan("workorder.accepted", order(status="dispatched"), has_contact=True) == []
+
+
+def test_each_dispatched_department_is_told() -> None:
+    data = order(
+        dispatches=[
+            {"department": "gas", "role": "lead", "accept_by": "2026-11-21T08:45:00+08:00"},
+            {"department": "xiaofang", "role": "assist", "accept_by": "2026-11-21T08:45:00+08:00"},
+        ]
+    )
+    planned = plan("workorder.dispatched", data, has_contact=True)
+    assert who(planned) == [("department", "gas", "new_work"), ("department", "xiaofang", "new_work")]
+    # Each department's own dispatch is merged into what its template sees.
+    assert planned[1].data["role"] == "assist"
+    assert planned[1].data["work_order_id"] == "WO-H-1"
+
+
+def test_dispatched_without_dispatches_tells_nobody() -> None:
+    assert plan("workorder.dispatched", order(dispatches=None), has_contact=True) == []
+
+
+@pytest.mark.parametrize(
+    ("event_type", "data", "recipient", "template"),
+    [
+        (
+            "workorder.escalated",
+            order(level="street", from_level="community", to_level="street"),
+            "supervisor:street",
+            "escalated",
+        ),
+        (
+            "alert.sla_breached",
+            {"work_order_id": "WO-H-1", "level": "district"},
+            "supervisor:district",
+            "sla_breached",
+        ),
+        (
+            "alert.cluster_detected",
+            {"category": "heating", "community": "夹河社区"},
+            "supervisor:street",
+            "cluster_detected",
+        ),
+    ],
+)
+def test_supervisors_are_told_of_escalations_and_alerts(
+    event_type: str, data: dict[str, Any], recipient: str, template: str
+) -> None:
+    assert who(plan(event_type, data, has_contact=False)) == [("supervisor", recipient, template)]
+
+
+@pytest.mark.parametrize("event_type", ["workorder.created", "workorder.merged", "workorder.closed", "x.y"])
+def test_other_events_tell_nobody(event_type: str) -> None:
+    assert plan(event_type, order(), has_contact=True) == []
+
+
+def test_render_fills_the_template() -> None:
+    text = render("accepted", {"work_order_id": "WO-H-1", "department": "热力公司"})
+    assert text == "您的工单WO-H-1已由热力公司签收，正在处理。"
+
+
+def test_render_leaves_missing_fields_blank() -> None:
+    assert render("resolved", {"work_order_id": "WO-H-1"}) == "您的工单WO-H-1已办结："
+
+
+def test_render_cluster() -> None:
+    data = {"community": "夹河社区", "category": "供暖", "count": 12, "window_minutes": 60}
+    assert render("cluster_detected", data) == "夹河社区供暖类诉求集中：12件/60分钟"
+
+
+@pytest.mark.parametrize("template", sorted(TEMPLATES))
+def test_every_template_renders_without_data(template: str) -> None:
+    assert "{" not in render(template, {})
