@@ -26,7 +26,7 @@ from typing import Any
 
 import asyncpg
 import orjson
-from aiokafka import AIOKafkaProducer, ConsumerRecord
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from aiokafka.helpers import create_ssl_context
 from faststream.kafka import KafkaBroker
 from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
@@ -98,6 +98,19 @@ def make_broker(settings: Settings, service: str) -> KafkaBroker:
         allow_auto_create_topics=False,
         logger=get_logger(f"faststream.{service}"),
     )
+
+
+def make_consumer(settings: Settings, group_id: str, **overrides: Any) -> AIOKafkaConsumer:
+    """A plain consumer for tools and tests (the services consume through faststream)."""
+    options: dict[str, Any] = {
+        "group_id": group_id,
+        "auto_offset_reset": "earliest",
+        "fetch_max_wait_ms": 20,
+        "metadata_max_age_ms": 1000,
+        "session_timeout_ms": 6000,  # what Tansu needs to form a group quickly; real Kafka's minimum
+        "heartbeat_interval_ms": 1000,
+    }
+    return AIOKafkaConsumer(**client_options(settings), **(options | overrides))
 
 
 def make_producer(settings: Settings, client_id: str) -> AIOKafkaProducer:
@@ -381,6 +394,17 @@ class BatchConsumer:
         self.after_commit()
 
     async def _apply(self, decoded: list[_Decoded], dead_before: list[OutboxMessage]) -> None:
+        """The whole batch in one transaction. First without savepoints (the common case: every
+        message applies); if one is refused or fails, the transaction is rolled back and the batch
+        applied again with a savepoint per message, so that message alone is dead-lettered."""
+        try:
+            await self._apply_once(decoded, dead_before, careful=False)
+        except _NeedsCare:
+            await self._apply_once(decoded, dead_before, careful=True)
+
+    async def _apply_once(
+        self, decoded: list[_Decoded], dead_before: list[OutboxMessage], careful: bool
+    ) -> None:
         rows = [m.row() for m in dead_before]
         outcomes: list[tuple[str, str]] = []
         async with self.engine.begin() as conn:
@@ -397,6 +421,16 @@ class BatchConsumer:
                     continue
                 fresh.discard(m.event.id)
                 tx = Tx(conn, m.event, m.delivery, self.source)
+                if not careful:
+                    try:
+                        await m.route.handler(tx, m.data)
+                    except Exception as exc:
+                        if is_transient(exc):
+                            raise
+                        raise _NeedsCare from exc
+                    rows.extend(o.row() for o in tx.outbox)
+                    outcomes.append((m.delivery.topic, "applied"))
+                    continue
                 try:
                     async with conn.begin_nested():
                         await m.route.handler(tx, m.data)
@@ -423,6 +457,10 @@ class BatchConsumer:
             metrics.MESSAGES.labels(self.service, topic, outcome).inc()
             if outcome == "deadlettered":
                 metrics.DEADLETTERS.labels(self.service, topic).inc()
+
+
+class _NeedsCare(Exception):
+    """A message of the batch could not be applied: go again, one savepoint per message."""
 
 
 async def stage(conn: AsyncConnection, outbox: Table, messages: Sequence[OutboxMessage]) -> None:

@@ -24,10 +24,10 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 
 from shared import contract
-from shared.messaging import HEADERS, client_options
+from shared.messaging import HEADERS, client_options, make_consumer
 from shared.reference import Jurisdiction, load_jurisdiction
 from shared.settings import Settings
 
@@ -75,15 +75,7 @@ class Watcher:
     changed: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def start(self) -> None:
-        self.consumer = AIOKafkaConsumer(
-            **client_options(self.settings),
-            group_id=f"bench-{self.run}",
-            auto_offset_reset="latest",
-            fetch_max_wait_ms=20,
-            metadata_max_age_ms=2000,
-            session_timeout_ms=6000,
-            heartbeat_interval_ms=1000,
-        )
+        self.consumer = make_consumer(self.settings, f"bench-{self.run}", auto_offset_reset="latest")
         self.consumer.subscribe(pattern=r"^dispatch\.(?!responses\.)[a-z0-9_]+\.v1$")
         await self.consumer.start()
         while not self.consumer.assignment():  # joined, partitions assigned, positions at the end

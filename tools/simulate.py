@@ -17,10 +17,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 
 from shared import contract
-from shared.messaging import HEADERS, client_options
+from shared.messaging import HEADERS, client_options, make_consumer
 from shared.settings import Settings
 
 DEPARTMENT_TOPICS = re.compile(r"^dispatch\.(?!responses\.)[a-z0-9_]+\.v1$")
@@ -40,15 +40,8 @@ class Simulator:
     _dissatisfied: set[str] = field(default_factory=set)
 
     async def run(self, stop: asyncio.Event) -> None:
-        consumer = AIOKafkaConsumer(
-            **client_options(self.settings),
-            group_id=f"whistle-simulator-{uuid.uuid4().hex[:8]}",
-            auto_offset_reset="earliest",
-            enable_auto_commit=True,
-            fetch_max_wait_ms=50,
-            session_timeout_ms=6000,
-            heartbeat_interval_ms=1000,
-            metadata_max_age_ms=2000,
+        consumer = make_consumer(
+            self.settings, f"whistle-simulator-{uuid.uuid4().hex[:8]}", fetch_max_wait_ms=50
         )
         consumer.subscribe(pattern=f"{DEPARTMENT_TOPICS.pattern}|^{re.escape(contract.WORKORDER_EVENTS)}$")
         producer = AIOKafkaProducer(**client_options(self.settings), acks="all", linger_ms=5)

@@ -64,13 +64,15 @@ class Dispatcher:
         self.ref = ref
         self.limits = limits
 
-    async def dispatch_at(self, tx: Tx, order: Row[Any], level: Level, *, shorter: bool = False) -> None:
+    async def dispatch_at(
+        self, tx: Tx, order: Row[Any], level: Level, *, shorter: bool = False, new: bool = False
+    ) -> None:
         facts = OrderFacts(order.category, order.urgency, order.community, order.property_company)
         limit = time_limit(order.urgency, self.ref, self.limits)
         if shorter:  # 重办: a reopened order gets half the time
             limit = TimeLimit(accept=limit.accept / 2, resolve=limit.resolve / 2)
         accept_by, resolve_by = deadlines(tx.time, limit)
-        attempts = await store.attempts_by_department(tx.conn, order.id)
+        attempts = {} if new else await store.attempts_by_department(tx.conn, order.id)
         number = sum(attempts.values())
         rows, summaries = [], []
         for department, role in assignees(facts, level, self.ref):
@@ -201,8 +203,9 @@ def routes(ref: Jurisdiction, limits: dict[Urgency, TimeLimit]) -> list[Route]:
             "opened_at": tx.time,
             "updated_at": tx.time,
         }
-        if await store.insert_order(tx.conn, values):
-            await d.dispatch_at(tx, await _order(tx, o.work_order_id), level)
+        order = await store.insert_order(tx.conn, values)
+        if order is not None:  # else: dispatch has it already (intake re-sent it)
+            await d.dispatch_at(tx, order, level, new=True)
 
     async def on_accepted(tx: Tx, r: DispatchAccepted) -> None:
         dispatch, order, status = await _checked_dispatch(tx, r)

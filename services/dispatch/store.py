@@ -82,9 +82,15 @@ class History(Model):
     recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
-async def insert_order(conn: AsyncConnection, values: dict[str, Any]) -> bool:
-    stmt = insert(Order).values(**values).on_conflict_do_nothing().returning(Order.id)
-    return (await conn.execute(stmt)).first() is not None
+# The hot path's statements, built once (constructing them per message costs more than the query).
+_INSERT_ORDER = insert(Order).on_conflict_do_nothing().returning(*Order.__table__.c)
+_INSERT_DISPATCHES = insert(Dispatch)
+_INSERT_HISTORY = insert(History)
+
+
+async def insert_order(conn: AsyncConnection, values: dict[str, Any]) -> Row[Any] | None:
+    """The new order's row, or None when dispatch already has it."""
+    return (await conn.execute(_INSERT_ORDER, values)).first()
 
 
 async def lock_order(conn: AsyncConnection, order_id: str) -> Row[Any] | None:
@@ -122,11 +128,11 @@ async def attempts_by_department(conn: AsyncConnection, order_id: str) -> dict[s
 
 
 async def add_dispatches(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
-    await conn.execute(insert(Dispatch), rows)
+    await conn.execute(_INSERT_DISPATCHES, rows)
 
 
 async def record(conn: AsyncConnection, **values: Any) -> None:
-    await conn.execute(insert(History).values(**values))
+    await conn.execute(_INSERT_HISTORY, values)
 
 
 async def timeline(conn: AsyncConnection, order_id: str) -> list[Row[Any]]:

@@ -53,9 +53,12 @@ _DUE = text(
 )
 
 
+_START = insert(Clock).on_conflict_do_nothing()
+
+
 async def start(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
     if rows:
-        await conn.execute(insert(Clock).on_conflict_do_nothing(), rows)
+        await conn.execute(_START, rows)
 
 
 async def stop(

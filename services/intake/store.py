@@ -53,31 +53,30 @@ class WorkOrder(Model):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
+# Built once: per-message statement construction costs more than the round trip.
+_INSERT_ORDER = insert(WorkOrder).on_conflict_do_nothing().returning(WorkOrder.id)
+
+
 async def insert_order(conn: AsyncConnection, order: NewOrder) -> bool:
     """Insert the order; False when this call or report was already taken (under another event id)."""
-    stmt = (
-        insert(WorkOrder)
-        .values(
-            id=order.work_order_id,
-            source=order.source,
-            source_id=order.source_id,
-            event_id=order.event_id,
-            received_at=order.received_at,
-            category=order.category.code,
-            confidence=order.confidence,
-            street=order.place.street,
-            community=order.place.community,
-            grid=order.place.grid,
-            compound=order.place.compound,
-            urgency=order.urgency,
-            summary=order.summary,
-            address=order.address,
-            location=order.location,
-            caller_name=order.caller_name,
-            caller_phone=order.caller_phone,
-            closed_on_site=order.closed_on_site,
-        )
-        .on_conflict_do_nothing()
-        .returning(WorkOrder.id)
-    )
-    return (await conn.execute(stmt)).first() is not None
+    values = {
+        "id": order.work_order_id,
+        "source": order.source,
+        "source_id": order.source_id,
+        "event_id": order.event_id,
+        "received_at": order.received_at,
+        "category": order.category.code,
+        "confidence": order.confidence,
+        "street": order.place.street,
+        "community": order.place.community,
+        "grid": order.place.grid,
+        "compound": order.place.compound,
+        "urgency": order.urgency,
+        "summary": order.summary,
+        "address": order.address,
+        "location": order.location,
+        "caller_name": order.caller_name,
+        "caller_phone": order.caller_phone,
+        "closed_on_site": order.closed_on_site,
+    }
+    return (await conn.execute(_INSERT_ORDER, values)).first() is not None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import DateTime, Integer, String, Text, func, select, text, update
+from sqlalchemy import DateTime, Integer, String, Text, bindparam, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -71,14 +71,17 @@ async def save_contact(
     )
 
 
+_HAS_CONTACT = select(Contact.work_order_id).where(Contact.work_order_id == bindparam("id"))
+_ADD = insert(Notification).on_conflict_do_nothing()
+
+
 async def has_contact(conn: AsyncConnection, work_order_id: str) -> bool:
-    stmt = select(Contact.work_order_id).where(Contact.work_order_id == work_order_id)
-    return (await conn.execute(stmt)).first() is not None
+    return (await conn.execute(_HAS_CONTACT, {"id": work_order_id})).first() is not None
 
 
 async def add(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
     if rows:
-        await conn.execute(insert(Notification).on_conflict_do_nothing(), rows)
+        await conn.execute(_ADD, rows)
 
 
 async def claim_pending(conn: AsyncConnection, limit: int = 100) -> list[Row[Any]]:

@@ -10,9 +10,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 
-from shared.messaging import HEADERS, client_options
+from shared.messaging import HEADERS, client_options, make_consumer
 from shared.settings import Settings
 
 
@@ -60,15 +60,7 @@ class Bus:
 
     async def start(self) -> None:
         self.producer = AIOKafkaProducer(**client_options(self.settings), acks="all", linger_ms=2)
-        self.consumer = AIOKafkaConsumer(
-            **client_options(self.settings),
-            group_id=f"tests-{uuid.uuid4().hex[:8]}",
-            auto_offset_reset="earliest",
-            fetch_max_wait_ms=20,
-            metadata_max_age_ms=1000,
-            session_timeout_ms=6000,
-            heartbeat_interval_ms=1000,
-        )
+        self.consumer = make_consumer(self.settings, f"tests-{uuid.uuid4().hex[:8]}")
         self.consumer.subscribe(pattern=r"^[a-z].*\.v1$")
         await self.producer.start()
         await self.consumer.start()
