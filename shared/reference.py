@@ -7,12 +7,15 @@ happens at load time, and errors name the field path so an operator can fix the 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import timedelta
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from shared.textindex import PhraseIndex
 
 FORMAT = "whistle.jurisdiction/1"
 Level = Literal["property", "grid", "community", "street", "district"]
@@ -216,14 +219,36 @@ class Jurisdiction(_Model):
         return [(s, c, k) for s, c in self.communities for k in c.compounds]
 
     @cached_property
-    def area_names(self) -> tuple[str, ...]:
-        """Street and community names with aliases, longest first."""
-        names = {n for s, c in self.communities for n in (s.name, *s.aliases, c.name, *c.aliases)}
-        return tuple(sorted(names, key=len, reverse=True))
+    def keyword_index(self) -> PhraseIndex[str]:
+        """Category keywords (and the display names themselves) -> category codes."""
+        return PhraseIndex(
+            (phrase, c.code) for c in self.categories if c.code != "other" for phrase in (c.name, *c.keywords)
+        )
+
+    @cached_property
+    def place_index(self) -> PhraseIndex[Locality]:
+        """Compound, community and street names with their aliases -> where they are."""
+        entries: list[tuple[str, Locality]] = []
+        for d in self.districts:
+            for s in d.streets:
+                entries += [(n, Locality(s, None, None)) for n in (s.name, *s.aliases)]
+                for c in s.communities:
+                    entries += [(n, Locality(s, c, None)) for n in (c.name, *c.aliases)]
+                    entries += [(n, Locality(s, c, k)) for k in c.compounds for n in (k.name, *k.aliases)]
+        return PhraseIndex(entries)
 
     @cached_property
     def duty_by_key(self) -> dict[tuple[str, str], Duty]:
         return {(d.category, d.level): d for d in self.duties}
+
+
+@dataclass(frozen=True, slots=True)
+class Locality:
+    """What a place name refers to: a street, a community in it, or a compound in that community."""
+
+    street: Street
+    community: Community | None
+    compound: Compound | None
 
 
 class ReferenceDataError(ValueError):

@@ -7,9 +7,10 @@ from datetime import datetime
 
 from shared.contract import GridReport, HotlineCall, Level, Location, MaskedContact, OrderOpened, Urgency
 from shared.pii import mask_name, mask_phone, mask_phones_in_text
-from shared.reference import Category, Jurisdiction, initial_level
+from shared.reference import Category, Jurisdiction, Locality, initial_level
 
 SUMMARY_CHARS = 200
+TAG_THRESHOLD = 0.4
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,26 +77,29 @@ class NewOrder:
         return MaskedContact(name=mask_name(self.caller_name), phone=mask_phone(self.caller_phone))
 
 
-def tag_category(text: str, hint: str | None, ref: Jurisdiction) -> Tag:
-    """The operator's hint wins when it names a known category; otherwise keywords in the text.
+def tag_category(text: str, hint: str | None, ref: Jurisdiction, threshold: float = TAG_THRESHOLD) -> Tag:
+    """The operator's hint wins when it names a known category; otherwise the keywords in the text.
 
-    The score of a category is the number of its keywords found, longer phrases weighing more.
+    One pass over the text finds every keyword (leftmost-longest); a category scores the length of
+    its phrases found, so 暖气不热 outweighs a passing 楼道. The confidence is the winner's share of
+    all scores; below ``threshold`` the order is 其他 and goes to triage rather than a wrong desk.
     """
     if hint:
         hinted = ref.find_category(hint)
         if hinted is not None:
             return Tag(hinted, 1.0)
-    best: Category | None = None
-    best_score = 0.0
-    total = 0.0
-    for category in ref.categories:
-        score = sum(len(k) for k in category.keywords if k in text)
-        total += score
-        if score > best_score:
-            best, best_score = category, score
-    if best is None:
-        return Tag(ref.category_by_code["other"], 0.0)
-    return Tag(best, best_score / total)
+    scores: dict[str, int] = {}
+    for phrase, codes in ref.keyword_index.find(text):
+        for code in set(codes):
+            scores[code] = scores.get(code, 0) + len(phrase)
+    other = ref.category_by_code["other"]
+    if not scores:
+        return Tag(other, 0.0)
+    best = max(scores, key=scores.__getitem__)  # ties: the category mentioned first
+    confidence = scores[best] / sum(scores.values())
+    if confidence < threshold:
+        return Tag(other, confidence)
+    return Tag(ref.category_by_code[best], confidence)
 
 
 def is_dangerous(text: str, category: Category) -> bool:
@@ -105,30 +109,32 @@ def is_dangerous(text: str, category: Category) -> bool:
 
 
 def place_order(location: Location | None, address: str | None, text: str, ref: Jurisdiction) -> Place:
-    """Explicit location fields win when they name a known grid or community; then compound names in
-    the address and the text (within the explicit community, if one was named); then community
-    names. What cannot be placed stays unplaced (never guessed)."""
+    """Explicit location fields win when they name a known grid or community. Then the names found
+    in the address, then in the text (one pass each, longest name first, so that 墨翠府社区 is the
+    community and not the compound 墨翠府): a compound gives the grid, a community or a street what
+    it can. What cannot be placed stays unplaced, never guessed."""
     if location and location.grid and location.grid in ref.places_by_grid:
         street, community, grid = ref.places_by_grid[location.grid]
         return Place(street.name, community.name, grid.code)
     named = None
     if location and location.community:
-        named = next(((s, c) for s, c in ref.communities if location.community in (c.name, *c.aliases)), None)
-    haystack = " ".join(part for part in (address, text) if part)
-    # Street and community names are blanked first, so that 墨翠府社区 does not read as 墨翠府 (a compound).
-    bare = haystack
-    for name in ref.area_names:
-        bare = bare.replace(name, "|")
-    for street, community, compound in ref.compounds:
-        if named and community is not named[1]:
-            continue
-        if any(name in bare for name in (compound.name, *compound.aliases)):
-            return Place(street.name, community.name, compound.grid, compound.name, compound.property_company)
-    if named:
-        return Place(named[0].name, named[1].name)
-    for street, community in ref.communities:
-        if any(name in haystack for name in (community.name, *community.aliases)):
-            return Place(street.name, community.name)
+        named = next((c for _, c in ref.communities if location.community in (c.name, *c.aliases)), None)
+    found: list[Locality] = []
+    for part in (address, text):
+        found += [loc for _, locs in ref.place_index.find(part or "") for loc in locs]
+    if named is not None:
+        found = [loc for loc in found if loc.community is named] or [
+            Locality(next(s for s, c in ref.communities if c is named), named, None)
+        ]
+    for loc in found:
+        if loc.compound is not None and loc.community is not None:
+            k = loc.compound
+            return Place(loc.street.name, loc.community.name, k.grid, k.name, k.property_company)
+    for loc in found:
+        if loc.community is not None:
+            return Place(loc.street.name, loc.community.name)
+    for loc in found:
+        return Place(street=loc.street.name)
     return Place()
 
 

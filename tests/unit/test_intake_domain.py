@@ -74,8 +74,8 @@ def test_keywords_tag_the_category(ref: Jurisdiction, text: str, code: str) -> N
 
 
 def test_mixed_text_has_lower_confidence(ref: Jurisdiction) -> None:
-    tag = tag_category("楼道堆物，堵塞消防通道", None, ref)
-    assert tag.category.code == "fire_hazard"
+    tag = tag_category("暖气不热，楼上还半夜装修噪音太吵", None, ref)
+    assert tag.category.code in {"heating", "noise"}
     assert tag.confidence < 1.0
 
 
