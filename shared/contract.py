@@ -294,9 +294,11 @@ class OrderOpened(_Data):
 
 
 class ContactRecorded(_Data):
-    """``intake.contact.recorded``: who to tell about an order (personal data, internal only)."""
+    """``intake.contact.recorded``: who to tell about an order (personal data, internal only). A
+    repeat report merged into an order adds its reporter to that order."""
 
     work_order_id: str
+    reporter_id: str
     name: str | None
     phone: str | None
 

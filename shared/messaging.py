@@ -22,7 +22,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 import asyncpg
 import orjson
@@ -194,6 +194,7 @@ class Tx:
     event: CloudEvent
     delivery: Delivery
     source: str
+    batch: Any = None  # what the consumer's BatchUnit loaded for this batch, if it has one
     outbox: list[OutboxMessage] = field(default_factory=list)
 
     @property
@@ -228,6 +229,16 @@ class Tx:
 Handler = Callable[[Tx, Any], Awaitable[None]]
 
 
+class BatchUnit(Protocol):
+    """Set-based work around a batch: ``open`` loads in a few queries what the batch's handlers
+    need (they then decide in memory); ``close`` writes what they staged, in a few statements.
+    In the careful path (a message of the batch failed) each message gets a unit of its own."""
+
+    async def open(self, conn: AsyncConnection, messages: list[Decoded]) -> Any: ...
+
+    async def close(self, conn: AsyncConnection, context: Any) -> None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Route:
     topic: str
@@ -237,7 +248,7 @@ class Route:
 
 
 @dataclass(frozen=True, slots=True)
-class _Decoded:
+class Decoded:
     delivery: Delivery
     event: CloudEvent
     data: BaseModel
@@ -311,7 +322,9 @@ class BatchConsumer:
         strict_topics: Iterable[str],
         after_commit: Callable[[], None] = lambda: None,
         max_attempts: int = 5,
+        unit: BatchUnit | None = None,
     ) -> None:
+        self.unit = unit
         self.service = service
         self.source = f"whistle/{service}"
         self.engine = engine
@@ -333,7 +346,7 @@ class BatchConsumer:
     def topics(self) -> list[str]:
         return sorted({topic for topic, _ in self.routes})
 
-    def decode(self, delivery: Delivery) -> _Decoded | str | None:
+    def decode(self, delivery: Delivery) -> Decoded | str | None:
         """A decoded message, the reason it is a dead letter, or None when it is not for us."""
         if not delivery.raw:
             return "empty message: expected a CloudEvent in structured JSON mode"
@@ -357,17 +370,17 @@ class BatchConsumer:
             data = route.model.model_validate(event.data)
         except ValidationError as exc:
             return f"invalid {event.type}: " + describe_validation(exc, "data.")
-        return _Decoded(delivery, event, data, route)
+        return Decoded(delivery, event, data, route)
 
     async def process(self, records: Sequence[ConsumerRecord[Any, Any]]) -> None:
         """Apply a batch; raises (so the batch is rewound) only when the database stays unreachable."""
         started = time.perf_counter()
-        decoded: list[_Decoded] = []
+        decoded: list[Decoded] = []
         dead: list[OutboxMessage] = []
         for record in records:
             delivery = Delivery.of(record)
             result = self.decode(delivery)
-            if isinstance(result, _Decoded):
+            if isinstance(result, Decoded):
                 decoded.append(result)
             elif isinstance(result, str):
                 log.warning("dead letter", topic=delivery.topic, offset=delivery.offset, error=result)
@@ -393,7 +406,7 @@ class BatchConsumer:
         metrics.BATCH_SIZE.labels(self.service).observe(len(records))
         self.after_commit()
 
-    async def _apply(self, decoded: list[_Decoded], dead_before: list[OutboxMessage]) -> None:
+    async def _apply(self, decoded: list[Decoded], dead_before: list[OutboxMessage]) -> None:
         """The whole batch in one transaction. First without savepoints (the common case: every
         message applies); if one is refused or fails, the transaction is rolled back and the batch
         applied again with a savepoint per message, so that message alone is dead-lettered."""
@@ -403,7 +416,7 @@ class BatchConsumer:
             await self._apply_once(decoded, dead_before, careful=True)
 
     async def _apply_once(
-        self, decoded: list[_Decoded], dead_before: list[OutboxMessage], careful: bool
+        self, decoded: list[Decoded], dead_before: list[OutboxMessage], careful: bool
     ) -> None:
         rows = [m.row() for m in dead_before]
         outcomes: list[tuple[str, str]] = []
@@ -415,12 +428,16 @@ class BatchConsumer:
                     {"ids": [m.event.id for m in decoded], "topics": [m.delivery.topic for m in decoded]},
                 )
                 fresh = {row[0] for row in claimed}
+            todo = []
             for m in decoded:
-                if m.event.id not in fresh:  # seen before, or twice in this batch
+                if m.event.id in fresh:
+                    fresh.discard(m.event.id)
+                    todo.append(m)
+                else:  # seen before, or twice in this batch
                     outcomes.append((m.delivery.topic, "duplicate"))
-                    continue
-                fresh.discard(m.event.id)
-                tx = Tx(conn, m.event, m.delivery, self.source)
+            context = await self.unit.open(conn, todo) if self.unit and not careful and todo else None
+            for m in todo:
+                tx = Tx(conn, m.event, m.delivery, self.source, context)
                 if not careful:
                     try:
                         await m.route.handler(tx, m.data)
@@ -433,7 +450,11 @@ class BatchConsumer:
                     continue
                 try:
                     async with conn.begin_nested():
+                        if self.unit:
+                            tx.batch = await self.unit.open(conn, [m])
                         await m.route.handler(tx, m.data)
+                        if self.unit:
+                            await self.unit.close(conn, tx.batch)
                 except Refused as exc:
                     rows.append(dead_letter(m.delivery, f"refused {m.event.type}: {exc}", self.source).row())
                     outcomes.append((m.delivery.topic, "deadlettered"))
@@ -451,6 +472,8 @@ class BatchConsumer:
                 else:
                     rows.extend(o.row() for o in tx.outbox)
                     outcomes.append((m.delivery.topic, "applied"))
+            if context is not None:
+                await self.unit.close(conn, context)  # type: ignore[union-attr]
             if rows:
                 await conn.execute(insert(self.outbox), rows)
         for topic, outcome in outcomes:

@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from shared import metrics
 from shared.db import create_engine, migrate
 from shared.logs import configure_logging, get_logger
-from shared.messaging import BatchConsumer, OutboxRelay, Route, make_broker
+from shared.messaging import BatchConsumer, BatchUnit, OutboxRelay, Route, make_broker
 from shared.settings import Settings
 from shared.topics import ensure_topics, existing_topics
 
@@ -60,6 +60,7 @@ def build_service(
     strict_topics: Iterable[str],
     publishes: Iterable[str],
     tasks: Iterable[Task] = (),
+    unit: BatchUnit | None = None,
 ) -> tuple[AsgiFastStream, Service]:
     configure_logging(name, settings.log_level)
     url = settings.database_url_for(name)
@@ -80,6 +81,7 @@ def build_service(
         routes=routes,
         strict_topics=strict_topics,
         after_commit=relay.notify,
+        unit=unit,
     )
     svc = Service(name, settings, engine, consumer, relay, sorted(set(publishes)), list(tasks))
 

@@ -51,6 +51,12 @@ class Settings(BaseSettings):
     # Reminder (督办) at this share of a limit, before the deadline itself.
     reminder_at: float = 0.75
 
+    # Intake: tagging, merging repeat reports (并单), early warning on clusters (工单预警).
+    tag_threshold: float = 0.4
+    merge_window_minutes: int = 24 * 60
+    cluster_threshold: int = 5
+    cluster_window_minutes: int = 60
+
     def port_for(self, service: str) -> int:
         return self.http_port or SERVICE_PORTS.get(service, 8080)
 

@@ -16,12 +16,14 @@ NAME = "intake"
 
 def create_app(settings: Settings) -> tuple[AsgiFastStream, Service]:
     ref = load_jurisdiction(settings.jurisdiction_file)
+    unit = handlers.IntakeUnit(ref, settings)
     return build_service(
         NAME,
         settings,
         inbox=store.Inbox.__table__,  # type: ignore[arg-type]
         outbox=store.Outbox.__table__,  # type: ignore[arg-type]
-        routes=handlers.routes(ref),
+        routes=handlers.routes(unit),
+        unit=unit,
         strict_topics=[contract.HOTLINE_CALLS, contract.GRID_REPORTS],
         publishes=[
             contract.WORKORDER_EVENTS,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from shared.contract import GridReport, HotlineCall, Level, Location, MaskedContact, OrderOpened, Urgency
 from shared.pii import mask_name, mask_phone, mask_phones_in_text
@@ -143,8 +143,10 @@ def summarise(text: str) -> str:
     return text if len(text) <= SUMMARY_CHARS else text[: SUMMARY_CHARS - 1] + "…"
 
 
-def order_from_call(call: HotlineCall, event_id: str, time: datetime, ref: Jurisdiction) -> NewOrder:
-    tag = tag_category(call.content, call.category_hint, ref)
+def order_from_call(
+    call: HotlineCall, event_id: str, time: datetime, ref: Jurisdiction, threshold: float = TAG_THRESHOLD
+) -> NewOrder:
+    tag = tag_category(call.content, call.category_hint, ref, threshold)
     place = place_order(call.location, call.address, call.content, ref)
     urgency: Urgency = "emergency" if is_dangerous(call.content, tag.category) else call.urgency
     return NewOrder(
@@ -197,3 +199,67 @@ def order_from_report(report: GridReport, event_id: str, time: datetime, ref: Ju
         caller_phone=None,
         closed_on_site=report.handled_on_site,
     )
+
+
+# ---- 并单: repeat reports of one open problem -------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class OpenOrder:
+    """What merging needs to know of an order that is still open."""
+
+    id: str
+    category: str
+    community: str | None
+    compound: str | None
+    grid: str | None
+    caller_phone: str | None
+    received_at: datetime
+
+
+def merge_target(order: NewOrder, open_orders: list[OpenOrder], window: timedelta) -> str | None:
+    """The open order a new report joins: same category, received within the window, and either at
+    the same compound (the same grid where no compound is known) or from the same phone. Never
+    across categories or places: a phone match in another community is another problem."""
+    if order.closed_on_site:
+        return None
+    place = order.place
+    for earlier in open_orders:  # oldest first: repeats join the original
+        if earlier.category != order.category.code or earlier.id == order.work_order_id:
+            continue
+        if not timedelta(0) <= order.received_at - earlier.received_at <= window:
+            continue
+        if place.compound:
+            same_place = earlier.compound == place.compound
+        else:
+            same_place = place.grid is not None and earlier.compound is None and earlier.grid == place.grid
+        same_phone = order.caller_phone is not None and earlier.caller_phone == order.caller_phone
+        if same_place or (same_phone and not _elsewhere(place, earlier)):
+            return earlier.id
+    return None
+
+
+def _elsewhere(place: Place, earlier: OpenOrder) -> bool:
+    """Two reports are of different places when, at the finest level both know, the places differ."""
+    for mine, theirs in (
+        (place.compound, earlier.compound),
+        (place.grid, earlier.grid),
+        (place.community, earlier.community),
+    ):
+        if mine is not None and theirs is not None:
+            return mine != theirs
+    return False
+
+
+# ---- 工单预警: concentrated complaints -----------------------------------------------------------
+
+
+def cluster_step(count: int, threshold: int) -> int:
+    """The alert step a count has reached: the threshold, then each doubling of it (5, 10, 20 ...);
+    0 below the threshold."""
+    if count < threshold:
+        return 0
+    step = threshold
+    while step * 2 <= count:
+        step *= 2
+    return step

@@ -1,22 +1,35 @@
-"""Intake's subscribers: decode (done by the kit), call the domain, stage the events."""
+"""Intake's subscribers. A batch is read whole first (IntakeUnit.open: tag and place every message,
+load what is known of them in a few queries); each message is then decided in memory; the batch's
+new rows are written together (IntakeUnit.close)."""
 
 from __future__ import annotations
 
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
 from shared import contract
-from shared.contract import (
-    ContactRecorded,
-    GridReport,
-    HotlineCall,
-    WorkOrderData,
-)
-from shared.messaging import Refused, Route, Tx
+from shared.contract import ClusterDetected, ContactRecorded, GridReport, HotlineCall, WorkOrderData
+from shared.messaging import Decoded, Refused, Route, Tx
 from shared.reference import Jurisdiction
+from shared.settings import Settings
 
 from . import store
-from .domain import NewOrder, UnknownReference, order_from_call, order_from_report
+from .domain import (
+    NewOrder,
+    OpenOrder,
+    UnknownReference,
+    cluster_step,
+    merge_target,
+    order_from_call,
+    order_from_report,
+)
 
 
-def lifecycle(order: NewOrder, status: str, caused_by: str) -> WorkOrderData:
+def lifecycle(order: NewOrder, status: str, caused_by: str, **extra: Any) -> WorkOrderData:
     return WorkOrderData(
         work_order_id=order.work_order_id,
         status=status,
@@ -29,37 +42,181 @@ def lifecycle(order: NewOrder, status: str, caused_by: str) -> WorkOrderData:
         source=order.source,
         caused_by=caused_by,
         urgency=order.urgency,
+        **extra,
     )
 
 
-async def _open(tx: Tx, order: NewOrder) -> None:
-    if not await store.insert_order(tx.conn, order):
-        return  # the same call or report, redelivered under a new event id: one work order
-    key = order.work_order_id
-    tx.publish(contract.WORKORDER_EVENTS, key, "workorder.created", lifecycle(order, "new", tx.event.id))
-    if order.closed_on_site:
-        tx.publish(
-            contract.WORKORDER_EVENTS, key, "workorder.closed", lifecycle(order, "closed", tx.event.id)
+def _minute(at: datetime) -> datetime:
+    return at.replace(second=0, microsecond=0)
+
+
+@dataclass
+class IntakeBatch:
+    """What one batch knows and what it will write."""
+
+    orders: dict[str, NewOrder | str]  # event id -> the order it makes, or why it is refused
+    known: set[tuple[str, str]]
+    open_orders: list[OpenOrder]
+    counts: dict[tuple[str, str], list[tuple[datetime, int]]]
+    alerts: dict[tuple[str, str], tuple[int, datetime]]
+    new_rows: list[dict[str, Any]] = field(default_factory=list)
+    new_counts: dict[tuple[str, str, datetime], int] = field(default_factory=lambda: defaultdict(int))
+    new_alerts: dict[tuple[str, str], tuple[int, datetime]] = field(default_factory=dict)
+
+    def count(self, community: str, category: str, at: datetime, window: timedelta) -> int:
+        """Record one report and return how many the window ending now holds."""
+        entries = self.counts.setdefault((community, category), [])
+        entries.append((_minute(at), 1))
+        self.new_counts[(community, category, _minute(at))] += 1
+        since = _minute(at - window)
+        return sum(n for minute, n in entries if since < minute <= at)
+
+
+class IntakeUnit:
+    def __init__(self, ref: Jurisdiction, settings: Settings) -> None:
+        self.ref = ref
+        self.merge_window = timedelta(minutes=settings.merge_window_minutes)
+        self.cluster_window = timedelta(minutes=settings.cluster_window_minutes)
+        self.threshold = settings.tag_threshold
+        self.cluster_threshold = settings.cluster_threshold
+
+    def order_for(self, message: Decoded) -> NewOrder | str | None:
+        data, event = message.data, message.event
+        if isinstance(data, HotlineCall):
+            return order_from_call(data, event.id, event.time, self.ref, self.threshold)
+        if isinstance(data, GridReport):
+            try:
+                return order_from_report(data, event.id, event.time, self.ref)
+            except UnknownReference as exc:
+                return str(exc)
+        return None
+
+    async def open(self, conn: AsyncConnection, messages: list[Decoded]) -> IntakeBatch:
+        orders: dict[str, NewOrder | str] = {}
+        for m in messages:
+            order = self.order_for(m)
+            if order is not None:
+                orders[m.event.id] = order
+        new = [o for o in orders.values() if isinstance(o, NewOrder)]
+        if not new:
+            return IntakeBatch(orders, set(), [], {}, {})
+        earliest = min(o.received_at for o in new)
+        communities = sorted({o.place.community for o in new if o.place.community})
+        counts: dict[tuple[str, str], list[tuple[datetime, int]]] = defaultdict(list)
+        for community, category, minute, n in await store.recent_counts(
+            conn, communities, earliest - self.cluster_window
+        ):
+            counts[(community, category)].append((minute, n))
+        return IntakeBatch(
+            orders=orders,
+            known=await store.known_sources(conn, [o.source_id for o in new]),
+            open_orders=await store.open_orders(conn, new, earliest - self.merge_window),
+            counts=counts,
+            alerts=await store.cluster_alerts(conn, communities) if communities else {},
         )
-        return
-    if order.caller_phone or order.caller_name:
-        contact = ContactRecorded(work_order_id=key, name=order.caller_name, phone=order.caller_phone)
-        tx.publish(contract.INTAKE_CONTACTS, key, "intake.contact.recorded", contact)
-    tx.publish(contract.INTAKE_ORDERS, key, "intake.order.opened", order.opened())
+
+    async def close(self, conn: AsyncConnection, batch: IntakeBatch) -> None:
+        await store.save(conn, batch.new_rows, batch.new_counts, batch.new_alerts)
+
+    async def take(self, tx: Tx) -> None:
+        """A call or a grid report: a new order, a repeat that joins one, or nothing (seen before)."""
+        batch: IntakeBatch = tx.batch
+        order = batch.orders[tx.event.id]
+        if isinstance(order, str):
+            raise Refused(order)
+        if (order.source, order.source_id) in batch.known:
+            return  # the same call or report, redelivered under a new event id: one work order
+        batch.known.add((order.source, order.source_id))
+        key = order.work_order_id
+        target = merge_target(order, batch.open_orders, self.merge_window)
+        if target:
+            batch.new_rows.append(store.order_row(order, "merged", target))
+            merged = lifecycle(order, "merged", tx.event.id, merged_into=target)
+            tx.publish(contract.WORKORDER_EVENTS, key, "workorder.merged", merged)
+            self._contact(tx, order, target)
+        else:
+            status = "done" if order.closed_on_site else "open"
+            batch.new_rows.append(store.order_row(order, status, None))
+            tx.publish(
+                contract.WORKORDER_EVENTS, key, "workorder.created", lifecycle(order, "new", tx.event.id)
+            )
+            if order.closed_on_site:
+                closed = lifecycle(order, "closed", tx.event.id)
+                tx.publish(contract.WORKORDER_EVENTS, key, "workorder.closed", closed)
+            else:
+                batch.open_orders.append(
+                    OpenOrder(
+                        key,
+                        order.category.code,
+                        order.place.community,
+                        order.place.compound,
+                        order.place.grid,
+                        order.caller_phone,
+                        order.received_at,
+                    )
+                )
+                self._contact(tx, order, key)
+                tx.publish(contract.INTAKE_ORDERS, key, "intake.order.opened", order.opened())
+        await self._watch_cluster(tx, batch, order)
+
+    def _contact(self, tx: Tx, order: NewOrder, work_order_id: str) -> None:
+        if order.caller_phone or order.caller_name:
+            contact = ContactRecorded(
+                work_order_id=work_order_id,
+                reporter_id=order.work_order_id,
+                name=order.caller_name,
+                phone=order.caller_phone,
+            )
+            tx.publish(contract.INTAKE_CONTACTS, work_order_id, "intake.contact.recorded", contact)
+
+    async def _watch_cluster(self, tx: Tx, batch: IntakeBatch, order: NewOrder) -> None:
+        """工单预警: alert once when a community's reports of one category reach the threshold in the
+        window, and again at each doubling while the cluster keeps growing."""
+        community, category, at = order.place.community, order.category.code, order.received_at
+        if community is None or category == "other":
+            return
+        count = batch.count(community, category, at, self.cluster_window)
+        step = cluster_step(count, self.cluster_threshold)
+        last_step, last_at = batch.new_alerts.get((community, category)) or batch.alerts.get(
+            (community, category), (0, at - 2 * self.cluster_window)
+        )
+        if last_at < at - self.cluster_window:
+            last_step = 0  # that cluster is over; this is a new one
+        if step <= last_step:
+            return
+        batch.new_alerts[(community, category)] = (step, at)
+        ids = await store.cluster_order_ids(tx.conn, community, category, at - self.cluster_window, at)
+        ids += [r["id"] for r in batch.new_rows if r["community"] == community and r["category"] == category]
+        alert = ClusterDetected(
+            category=category,
+            street=order.place.street,
+            community=community,
+            count=count,
+            window_minutes=int(self.cluster_window.total_seconds() // 60),
+            work_order_ids=list(dict.fromkeys(ids)),
+        )
+        tx.publish(contract.ALERTS, community, "alert.cluster_detected", alert)
+
+    async def follow(self, tx: Tx, e: WorkOrderData) -> None:
+        """Only open orders absorb repeats: follow them being resolved, closed or reopened."""
+        await store.set_status(
+            tx.conn, e.work_order_id, "open" if tx.event.type == "workorder.reopened" else "done"
+        )
 
 
-def routes(ref: Jurisdiction) -> list[Route]:
+def routes(unit: IntakeUnit) -> list[Route]:
     async def on_call(tx: Tx, call: HotlineCall) -> None:
-        await _open(tx, order_from_call(call, tx.event.id, tx.time, ref))
+        await unit.take(tx)
 
     async def on_report(tx: Tx, report: GridReport) -> None:
-        try:
-            order = order_from_report(report, tx.event.id, tx.time, ref)
-        except UnknownReference as exc:
-            raise Refused(str(exc)) from exc
-        await _open(tx, order)
+        await unit.take(tx)
 
+    events = contract.WORKORDER_EVENTS
     return [
         Route(contract.HOTLINE_CALLS, "hotline.call.received", HotlineCall, on_call),
         Route(contract.GRID_REPORTS, "grid.issue.reported", GridReport, on_report),
+        *(
+            Route(events, t, WorkOrderData, unit.follow)
+            for t in ("workorder.resolved", "workorder.closed", "workorder.reopened")
+        ),
     ]

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Boolean, DateTime, Float, String, Text, UniqueConstraint, func
+from sqlalchemy import Boolean, DateTime, Float, Index, Integer, String, Text, UniqueConstraint, func, text
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import Mapped, mapped_column
 
-from services.intake.domain import NewOrder
+from services.intake.domain import NewOrder, OpenOrder
 from shared.db import Base, service_metadata
 from shared.messaging import InboxRow, OutboxRow
 
@@ -50,16 +51,78 @@ class WorkOrder(Model):
     caller_name: Mapped[str | None] = mapped_column(String(64))
     caller_phone: Mapped[str | None] = mapped_column(String(32))
     closed_on_site: Mapped[bool] = mapped_column(Boolean, default=False)
+    # open (may absorb repeats), merged (joined merged_into), done (resolved or closed)
+    status: Mapped[str] = mapped_column(String(8), default="open")
+    merged_into: Mapped[str | None] = mapped_column(String(80))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
-# Built once: per-message statement construction costs more than the round trip.
-_INSERT_ORDER = insert(WorkOrder).on_conflict_do_nothing().returning(WorkOrder.id)
+# Merge candidates are looked up by category among open orders.
+Index(
+    "ix_work_orders_open_category",
+    WorkOrder.category,
+    WorkOrder.received_at,
+    postgresql_where=text("status = 'open'"),
+)
 
 
-async def insert_order(conn: AsyncConnection, order: NewOrder) -> bool:
-    """Insert the order; False when this call or report was already taken (under another event id)."""
-    values = {
+class OrderCount(Model):
+    """Reports per community, category and minute of business time: the cluster window's counter."""
+
+    __tablename__ = "order_counts"
+
+    community: Mapped[str] = mapped_column(String(100), primary_key=True)
+    category: Mapped[str] = mapped_column(String(64), primary_key=True)
+    minute: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
+    n: Mapped[int] = mapped_column(Integer)
+
+
+class ClusterAlert(Model):
+    """The last cluster alert per community and category, so each step is raised once."""
+
+    __tablename__ = "cluster_alerts"
+
+    community: Mapped[str] = mapped_column(String(100), primary_key=True)
+    category: Mapped[str] = mapped_column(String(64), primary_key=True)
+    step: Mapped[int] = mapped_column(Integer)
+    alerted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+_INSERT_ORDERS = insert(WorkOrder).on_conflict_do_nothing()
+_COUNT = insert(OrderCount)
+_COUNT = _COUNT.on_conflict_do_update(
+    index_elements=["community", "category", "minute"], set_={"n": OrderCount.n + _COUNT.excluded.n}
+)
+_ALERT = insert(ClusterAlert)
+_ALERT = _ALERT.on_conflict_do_update(
+    index_elements=["community", "category"],
+    set_={"step": _ALERT.excluded.step, "alerted_at": _ALERT.excluded.alerted_at},
+)
+_KNOWN = text("SELECT source, source_id FROM work_orders WHERE source_id = ANY(CAST(:ids AS text[]))")
+_OPEN = text(
+    "SELECT id, category, community, compound, grid, caller_phone, received_at FROM work_orders "
+    "WHERE status = 'open' AND NOT closed_on_site AND received_at >= :since "
+    "AND category = ANY(CAST(:categories AS text[])) "
+    "AND (compound = ANY(CAST(:compounds AS text[])) OR grid = ANY(CAST(:grids AS text[])) "
+    "     OR caller_phone = ANY(CAST(:phones AS text[]))) ORDER BY received_at"
+)
+_COUNTS = text(
+    "SELECT community, category, minute, n FROM order_counts "
+    "WHERE minute >= :since AND community = ANY(CAST(:communities AS text[]))"
+)
+_ALERTS = text(
+    "SELECT community, category, step, alerted_at FROM cluster_alerts "
+    "WHERE community = ANY(CAST(:communities AS text[]))"
+)
+_CLUSTER_IDS = text(
+    "SELECT id FROM work_orders WHERE community = :community AND category = :category "
+    "AND received_at > :since AND received_at <= :until ORDER BY received_at"
+)
+_SET_STATUS = text("UPDATE work_orders SET status = :status WHERE id = :id AND status <> 'merged'")
+
+
+def order_row(order: NewOrder, status: str, merged_into: str | None) -> dict[str, Any]:
+    return {
         "id": order.work_order_id,
         "source": order.source,
         "source_id": order.source_id,
@@ -78,5 +141,65 @@ async def insert_order(conn: AsyncConnection, order: NewOrder) -> bool:
         "caller_name": order.caller_name,
         "caller_phone": order.caller_phone,
         "closed_on_site": order.closed_on_site,
+        "status": status,
+        "merged_into": merged_into,
     }
-    return (await conn.execute(_INSERT_ORDER, values)).first() is not None
+
+
+async def known_sources(conn: AsyncConnection, source_ids: list[str]) -> set[tuple[str, str]]:
+    rows = await conn.execute(_KNOWN, {"ids": source_ids})
+    return {(source, source_id) for source, source_id in rows}
+
+
+async def open_orders(conn: AsyncConnection, orders: list[NewOrder], since: datetime) -> list[OpenOrder]:
+    params = {
+        "since": since,
+        "categories": sorted({o.category.code for o in orders}),
+        "compounds": sorted({o.place.compound for o in orders if o.place.compound}),
+        "grids": sorted({o.place.grid for o in orders if o.place.grid}),
+        "phones": sorted({o.caller_phone for o in orders if o.caller_phone}),
+    }
+    return [OpenOrder(*row) for row in await conn.execute(_OPEN, params)]
+
+
+async def recent_counts(
+    conn: AsyncConnection, communities: list[str], since: datetime
+) -> list[tuple[str, str, datetime, int]]:
+    rows = await conn.execute(_COUNTS, {"since": since, "communities": communities})
+    return [tuple(row) for row in rows]
+
+
+async def cluster_alerts(
+    conn: AsyncConnection, communities: list[str]
+) -> dict[tuple[str, str], tuple[int, datetime]]:
+    rows = await conn.execute(_ALERTS, {"communities": communities})
+    return {(community, category): (step, at) for community, category, step, at in rows}
+
+
+async def cluster_order_ids(
+    conn: AsyncConnection, community: str, category: str, since: datetime, until: datetime
+) -> list[str]:
+    params = {"community": community, "category": category, "since": since, "until": until}
+    return [row[0] for row in await conn.execute(_CLUSTER_IDS, params)]
+
+
+async def save(
+    conn: AsyncConnection,
+    orders: list[dict[str, Any]],
+    counts: dict[tuple[str, str, datetime], int],
+    alerts: dict[tuple[str, str], tuple[int, datetime]],
+) -> None:
+    if orders:
+        await conn.execute(_INSERT_ORDERS, orders)
+    if counts:
+        rows = [{"community": c, "category": k, "minute": m, "n": n} for (c, k, m), n in counts.items()]
+        await conn.execute(_COUNT, rows)
+    if alerts:
+        rows = [
+            {"community": c, "category": k, "step": s, "alerted_at": at} for (c, k), (s, at) in alerts.items()
+        ]
+        await conn.execute(_ALERT, rows)
+
+
+async def set_status(conn: AsyncConnection, order_id: str, status: str) -> None:
+    await conn.execute(_SET_STATUS, {"id": order_id, "status": status})

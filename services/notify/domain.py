@@ -8,6 +8,7 @@ from typing import Any
 # event type -> (audience, template) pairs. Residents are told only where a contact is known.
 RULES: dict[str, tuple[tuple[str, str], ...]] = {
     "intake.contact.recorded": (("resident", "received"),),
+    "intake.contact.merged": (("resident", "joined"),),
     "workorder.dispatched": (("department", "new_work"),),
     "workorder.accepted": (("resident", "accepted"),),
     "workorder.resolved": (("resident", "resolved"), ("resident", "follow_up")),
@@ -19,6 +20,7 @@ RULES: dict[str, tuple[tuple[str, str], ...]] = {
 
 TEMPLATES: dict[str, str] = {
     "received": "您反映的问题已受理，工单号{work_order_id}，我们会尽快处理。",
+    "joined": "您反映的问题已有工单{work_order_id}在办，已合并处理，进展会一并告知您。",
     "accepted": "您的工单{work_order_id}已由{department}签收，正在处理。",
     "resolved": "您的工单{work_order_id}已办结：{result}",
     "follow_up": "请问工单{work_order_id}反映的问题解决了吗？您是否满意？请回复。",
@@ -47,13 +49,13 @@ def render(template: str, data: dict[str, Any]) -> str:
     return TEMPLATES[template].format_map(_Blank(data))
 
 
-def plan(event_type: str, data: dict[str, Any], has_contact: bool) -> list[Planned]:
-    """The notifications one event calls for."""
-    planned = []
+def plan(event_type: str, data: dict[str, Any], residents: list[str]) -> list[Planned]:
+    """The notifications one event calls for; ``residents`` are the reporters we can reach."""
+    planned: list[Planned] = []
     for audience, template in RULES.get(event_type, ()):
         if audience == "resident":
-            if has_contact and (event_type != "workorder.accepted" or data.get("status") == "accepted"):
-                planned.append(Planned("resident", "resident", template, data))
+            if event_type != "workorder.accepted" or data.get("status") == "accepted":
+                planned.extend(Planned("resident", reporter, template, data) for reporter in residents)
         elif audience == "department":
             planned.extend(
                 Planned("department", d["department"], template, data | d)

@@ -27,8 +27,15 @@ SOURCE = "whistle/notify"
 CHANNEL = "log"
 
 
-async def _plan(tx: Tx, work_order_id: str, data: dict[str, Any]) -> None:
-    has_contact = await store.has_contact(tx.conn, work_order_id)
+async def _plan(
+    tx: Tx,
+    work_order_id: str,
+    data: dict[str, Any],
+    residents: list[str] | None = None,
+    kind: str | None = None,
+) -> None:
+    if residents is None:
+        residents = await store.reporters(tx.conn, work_order_id)
     rows = [
         {
             "id": derived_id(tx.event.id, p.audience, p.recipient, p.template),
@@ -42,15 +49,16 @@ async def _plan(tx: Tx, work_order_id: str, data: dict[str, Any]) -> None:
             "attempts": 0,
             "event_time": tx.time,
         }
-        for p in plan(tx.event.type, data, has_contact)
+        for p in plan(kind or tx.event.type, data, residents)
     ]
     await store.add(tx.conn, rows)
 
 
 def routes() -> list[Route]:
     async def on_contact(tx: Tx, c: ContactRecorded) -> None:
-        await store.save_contact(tx.conn, c.work_order_id, c.name, c.phone)
-        await _plan(tx, c.work_order_id, {"work_order_id": c.work_order_id})
+        await store.save_contact(tx.conn, c.work_order_id, c.reporter_id, c.name, c.phone)
+        kind = "intake.contact.recorded" if c.reporter_id == c.work_order_id else "intake.contact.merged"
+        await _plan(tx, c.work_order_id, {"work_order_id": c.work_order_id}, [c.reporter_id], kind)
 
     async def on_lifecycle(tx: Tx, e: WorkOrderData) -> None:
         await _plan(tx, e.work_order_id, e.model_dump(mode="json"))
@@ -78,7 +86,7 @@ async def send_pending_once(svc: Service) -> int:
         for n in pending:
             address = n.recipient
             if n.audience == "resident":
-                who = await store.contact(conn, n.work_order_id)
+                who = await store.contact(conn, n.work_order_id, n.recipient)
                 address = (who.phone if who else None) or ""
             attempts = n.attempts + 1
             error: str | None = None

@@ -34,6 +34,8 @@ class Contact(Model):
     __tablename__ = "contacts"
 
     work_order_id: Mapped[str] = mapped_column(String(80), primary_key=True)
+    # The report this resident made: the order itself, or a repeat report merged into it.
+    reporter_id: Mapped[str] = mapped_column(String(80), primary_key=True)
     name: Mapped[str | None] = mapped_column(String(64))
     phone: Mapped[str | None] = mapped_column(String(32))
     recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
@@ -63,20 +65,24 @@ _PENDING = text(
 
 
 async def save_contact(
-    conn: AsyncConnection, work_order_id: str, name: str | None, phone: str | None
+    conn: AsyncConnection, work_order_id: str, reporter_id: str, name: str | None, phone: str | None
 ) -> None:
-    stmt = insert(Contact).values(work_order_id=work_order_id, name=name, phone=phone)
-    await conn.execute(
-        stmt.on_conflict_do_update(index_elements=["work_order_id"], set_={"name": name, "phone": phone})
+    stmt = insert(Contact).values(
+        work_order_id=work_order_id, reporter_id=reporter_id, name=name, phone=phone
     )
+    keys = ["work_order_id", "reporter_id"]
+    await conn.execute(stmt.on_conflict_do_update(index_elements=keys, set_={"name": name, "phone": phone}))
 
 
-_HAS_CONTACT = select(Contact.work_order_id).where(Contact.work_order_id == bindparam("id"))
+_REPORTERS = (
+    select(Contact.reporter_id).where(Contact.work_order_id == bindparam("id")).order_by(Contact.reporter_id)
+)
 _ADD = insert(Notification).on_conflict_do_nothing()
 
 
-async def has_contact(conn: AsyncConnection, work_order_id: str) -> bool:
-    return (await conn.execute(_HAS_CONTACT, {"id": work_order_id})).first() is not None
+async def reporters(conn: AsyncConnection, work_order_id: str) -> list[str]:
+    """The residents to tell about an order: its own reporter and those of repeats merged into it."""
+    return [row[0] for row in await conn.execute(_REPORTERS, {"id": work_order_id})]
 
 
 async def add(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
@@ -88,8 +94,9 @@ async def claim_pending(conn: AsyncConnection, limit: int = 100) -> list[Row[Any
     return list((await conn.execute(_PENDING, {"n": limit})).all())
 
 
-async def contact(conn: AsyncConnection, work_order_id: str) -> Row[Any] | None:
-    return (await conn.execute(select(Contact).where(Contact.work_order_id == work_order_id))).first()
+async def contact(conn: AsyncConnection, work_order_id: str, reporter_id: str) -> Row[Any] | None:
+    stmt = select(Contact).where(Contact.work_order_id == work_order_id, Contact.reporter_id == reporter_id)
+    return (await conn.execute(stmt)).first()
 
 
 async def finish(conn: AsyncConnection, notification_id: str, **values: Any) -> None:

@@ -19,15 +19,23 @@ def uid(prefix: str = "T") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:12]}"
 
 
-def call(call_id: str, content: str = "菁华公寓3号楼暖气不热，屋里才十五度", **data: Any) -> dict[str, Any]:
+def call(
+    call_id: str, compound: str = "菁华公寓", problem: str = "3号楼暖气不热，屋里才十五度", **data: Any
+) -> dict[str, Any]:
+    """A call about a problem at a compound; tests use compounds of their own, since repeats of one
+    open problem at one compound are merged (并单)."""
     body = {
         "call_id": call_id,
         "channel": "phone",
-        "content": content,
+        "content": compound + problem,
         "caller": {"name": "孙大爷", "phone": PHONE},
-        "address": "福莱山街道夹河社区菁华公寓3号楼",
+        "address": compound,
     } | data
     return cloud_event("hotline.call.received", body, subject=call_id)
+
+
+def about(order: str) -> Any:
+    return lambda s: s.data["work_order_id"] == order
 
 
 def of_order(order: str, type: str) -> Any:
@@ -91,12 +99,12 @@ async def test_a_call_reaches_a_department_and_ends_closed(bus: Bus) -> None:
 async def test_the_same_call_delivered_twice_has_one_effect(bus: Bus) -> None:
     call_id = uid()
     order = f"WO-H-{call_id}"
-    event = call(call_id)
+    event = call(call_id, "海信慧园")
     await bus.send(contract.HOTLINE_CALLS, call_id, event)
     await bus.send(contract.HOTLINE_CALLS, call_id, event)  # redelivery: same event id
-    await bus.send(contract.HOTLINE_CALLS, call_id, call(call_id))  # a gateway retry: new id, same call
+    await bus.send(contract.HOTLINE_CALLS, call_id, call(call_id, "海信慧园"))  # a retry: new id, same call
     sentinel = uid()
-    await bus.send(contract.HOTLINE_CALLS, call_id, call(sentinel))  # same partition, behind them
+    await bus.send(contract.HOTLINE_CALLS, call_id, call(sentinel, "金城公寓"))  # same partition, behind them
     await bus.wait_for(of_order(f"WO-H-{sentinel}", "workorder.created"))
     await dispatched(bus, order)
 
@@ -114,7 +122,7 @@ BAD_CALLS: dict[str, tuple[bytes, str]] = {
         "data.content",
     ),
     "unknown channel": (orjson.dumps(call("c2", channel="fax")), "data.channel"),
-    "content too long": (orjson.dumps(call("c3", content="暖" * 4001)), "data.content"),
+    "content too long": (orjson.dumps(call("c3", problem="暖" * 4001)), "data.content"),
     "time without offset": (orjson.dumps(call("c4") | {"time": "2026-11-21T08:00:00"}), "time"),
 }
 
@@ -124,7 +132,7 @@ async def test_bad_input_is_dead_lettered_and_the_next_message_flows(bus: Bus) -
     for raw, _ in BAD_CALLS.values():
         await bus.send(contract.HOTLINE_CALLS, key, raw)
     good = uid()
-    await bus.send(contract.HOTLINE_CALLS, key, call(good))
+    await bus.send(contract.HOTLINE_CALLS, key, call(good, "万科城"))
 
     await bus.wait_for(of_order(f"WO-H-{good}", "workorder.created"))
     letters = await dead_letters(bus, key, count=len(BAD_CALLS))
@@ -153,7 +161,7 @@ async def test_a_grid_report_from_an_unknown_grid_is_refused(bus: Bus) -> None:
 async def test_responses_that_do_not_fit_are_refused_and_change_nothing(bus: Bus) -> None:
     call_id = uid()
     order = f"WO-H-{call_id}"
-    await bus.send(contract.HOTLINE_CALLS, call_id, call(call_id))
+    await bus.send(contract.HOTLINE_CALLS, call_id, call(call_id, "天马相城"))
     lead = next(s for s in await dispatched(bus, order) if s.data["role"] == "lead").data
     other = "gongan" if lead["department"] != "gongan" else "heat"
 
@@ -174,7 +182,7 @@ async def test_responses_that_do_not_fit_are_refused_and_change_nothing(bus: Bus
 async def test_a_missed_accept_by_climbs_the_ladder_once(bus: Bus) -> None:
     call_id = uid()
     order = f"WO-H-{call_id}"
-    gas = call(call_id, content="菁华公寓5号楼楼道里煤气味特别大，是不是燃气泄漏了", urgency="normal")
+    gas = call(call_id, "丽景苑", "5号楼楼道里煤气味特别大，是不是燃气泄漏了", urgency="normal")
     await bus.send(contract.HOTLINE_CALLS, call_id, gas)
     first = (await dispatched(bus, order))[0].data
     assert first["urgency"] == "emergency"  # danger words outrank what the caller said
@@ -204,3 +212,83 @@ async def test_a_missed_accept_by_climbs_the_ladder_once(bus: Bus) -> None:
         if s.data["from_level"] == first["level"]
     ]
     assert len(from_first) == 1
+
+
+async def test_a_repeat_report_joins_the_open_order_and_its_reporter_is_told(bus: Bus) -> None:
+    first, repeat, other_kind, other_place = uid(), uid(), uid(), uid()
+    noise = "楼上半夜装修电钻声，吵得睡不着"
+    await bus.send(contract.HOTLINE_CALLS, first, call(first, "国奥天地", noise))
+    await bus.wait_for(of_order(f"WO-H-{first}", "workorder.created"))
+    second_caller = {"name": "王女士", "phone": "13900001111"}
+    await bus.send(
+        contract.HOTLINE_CALLS, repeat, call(repeat, "国奥天地", "装修噪音太吵了", caller=second_caller)
+    )
+    await bus.send(contract.HOTLINE_CALLS, other_kind, call(other_kind, "国奥天地", "小区门口乱停车堵住出口"))
+    await bus.send(contract.HOTLINE_CALLS, other_place, call(other_place, "枫林苑", noise))
+
+    [merged] = await bus.wait_for(of_order(f"WO-H-{repeat}", "workorder.merged"))
+    assert merged.data["merged_into"] == f"WO-H-{first}" and merged.data["status"] == "merged"
+    await bus.wait_for(of_order(f"WO-H-{other_kind}", "workorder.created"))  # never across categories
+    await bus.wait_for(of_order(f"WO-H-{other_place}", "workorder.created"))  # nor across places
+    assert bus.matching(of_order(f"WO-H-{repeat}", "workorder.dispatched")) == []
+    # The second resident is linked to the first order and told it is in hand.
+    await bus.wait_for(
+        lambda s: (
+            s.type == "notification.sent"
+            and s.data["work_order_id"] == f"WO-H-{first}"
+            and s.data["template"] == "joined"
+        )
+    )
+
+
+async def test_concentrated_complaints_raise_one_early_warning(bus: Bus) -> None:
+    compounds = ["古现一区", "古现二区", "古现三区", "古现新苑", "古现一区", "古现二区"]
+    ids = [uid() for _ in compounds]
+    for call_id, compound in zip(ids, compounds, strict=True):
+        await bus.send(contract.HOTLINE_CALLS, call_id, call(call_id, compound, "家里暖气不热"))
+    for call_id in ids:
+        await bus.wait_for(about(f"WO-H-{call_id}"))
+
+    def cluster(s: Seen) -> bool:
+        return (
+            s.type == "alert.cluster_detected"
+            and s.data["community"] == "古现社区"
+            and s.data["category"] == "heating"
+        )
+
+    [alert] = await bus.wait_for(cluster)
+    assert alert.topic == contract.ALERTS and alert.key == "古现社区"
+    assert alert.data["count"] == 5 and alert.data["window_minutes"] == 60
+    assert set(alert.data["work_order_ids"]) <= {f"WO-H-{c}" for c in ids}
+    assert len(alert.data["work_order_ids"]) == 5
+    # The sixth report is in the same step: no second alert until the cluster doubles.
+    sentinel = uid()
+    await bus.send(contract.HOTLINE_CALLS, ids[-1], call(sentinel, "银座公寓", "暖气不热"))
+    await bus.wait_for(of_order(f"WO-H-{sentinel}", "workorder.created"))
+    assert len(bus.matching(cluster)) == 1
+
+
+async def test_a_small_issue_fixed_on_the_spot_is_recorded_closed_and_never_dispatched(bus: Bus) -> None:
+    report_id = uid("GR")
+    order = f"WO-G-{report_id}"
+    report = {
+        "report_id": report_id,
+        "grid_id": "HB-FLS-JH-01",
+        "worker_id": "W-0007",
+        "category": "环境卫生",
+        "description": "楼道口堆放的杂物已当场清理",
+        "handled_on_site": True,
+    }
+    await bus.send(contract.GRID_REPORTS, report_id, cloud_event("grid.issue.reported", report))
+    [created] = await bus.wait_for(of_order(order, "workorder.created"))
+    [closed] = await bus.wait_for(of_order(order, "workorder.closed"))
+    assert created.data["source"] == "grid" and closed.data["status"] == "closed"
+    sentinel = uid()
+    await bus.send(
+        contract.GRID_REPORTS,
+        report_id,
+        cloud_event("grid.issue.reported", report | {"report_id": sentinel, "handled_on_site": False}),
+    )
+    await bus.wait_for(of_order(f"WO-G-{sentinel}", "workorder.dispatched"))
+    assert bus.matching(lambda s: s.topic == contract.INTAKE_ORDERS and s.key == order) == []
+    assert bus.matching(of_order(order, "workorder.dispatched")) == []

@@ -9,12 +9,14 @@ import orjson
 import pytest
 from pydantic import ValidationError
 
+from services.intake.handlers import IntakeUnit
 from services.intake.handlers import routes as intake_routes
 from services.intake.store import Inbox, Outbox
 from shared import contract
 from shared.contract import CloudEvent, HotlineCall, Location, WorkOrderData
-from shared.messaging import BatchConsumer, Delivery, Route, Tx, _Decoded, dead_letter, describe_validation
+from shared.messaging import BatchConsumer, Decoded, Delivery, Route, Tx, dead_letter, describe_validation
 from shared.reference import Jurisdiction
+from shared.settings import Settings
 
 PHONE = "13912345678"
 
@@ -31,7 +33,7 @@ def consumer(ref: Jurisdiction) -> BatchConsumer:
         inbox=Inbox.__table__,  # type: ignore[arg-type]
         outbox=Outbox.__table__,  # type: ignore[arg-type]
         routes=[
-            *intake_routes(ref),
+            *intake_routes(IntakeUnit(ref, Settings())),
             # A topic we only listen to: types without a handler there are skipped, not errors.
             Route(contract.WORKORDER_EVENTS, "workorder.created", WorkOrderData, ignore),
         ],
@@ -75,7 +77,7 @@ def test_topics_are_those_of_the_routes(consumer: BatchConsumer) -> None:
 
 def test_valid_call_is_decoded(consumer: BatchConsumer) -> None:
     result = consumer.decode(delivery(call_event()))
-    assert isinstance(result, _Decoded)
+    assert isinstance(result, Decoded)
     assert isinstance(result.data, HotlineCall)
     assert result.data.call_id == "12345-20261121-000001"
     assert result.event.id == "ev-1"

@@ -25,26 +25,26 @@ def who(planned: list[Planned]) -> list[tuple[str, str, str]]:
 @pytest.mark.parametrize(
     ("event_type", "data", "expected"),
     [
-        ("intake.contact.recorded", {"work_order_id": "WO-H-1"}, [("resident", "resident", "received")]),
-        ("workorder.accepted", order(status="accepted"), [("resident", "resident", "accepted")]),
+        ("intake.contact.recorded", {"work_order_id": "WO-H-1"}, [("resident", "WO-H-1", "received")]),
+        ("workorder.accepted", order(status="accepted"), [("resident", "WO-H-1", "accepted")]),
         (
             "workorder.resolved",
             order(status="resolved"),
-            [("resident", "resident", "resolved"), ("resident", "resident", "follow_up")],
+            [("resident", "WO-H-1", "resolved"), ("resident", "WO-H-1", "follow_up")],
         ),
-        ("workorder.reopened", order(), [("resident", "resident", "reopened")]),
+        ("workorder.reopened", order(), [("resident", "WO-H-1", "reopened")]),
     ],
 )
 def test_resident_is_told_when_a_contact_is_known(
     event_type: str, data: dict[str, Any], expected: list[tuple[str, str, str]]
 ) -> None:
-    assert who(plan(event_type, data, has_contact=True)) == expected
-    assert plan(event_type, data, has_contact=False) == []
+    assert who(plan(event_type, data, residents=["WO-H-1"])) == expected
+    assert plan(event_type, data, residents=[]) == []
 
 
 def test_resident_not_told_of_an_acceptance_that_did_not_accept_the_order() -> None:
     # An assisting department signing for its part leaves the order in its status.
-    assert plan("workorder.accepted", order(status="dispatched"), has_contact=True) == []
+    assert plan("workorder.accepted", order(status="dispatched"), residents=["WO-H-1"]) == []
 
 
 def test_each_dispatched_department_is_told() -> None:
@@ -54,7 +54,7 @@ def test_each_dispatched_department_is_told() -> None:
             {"department": "xiaofang", "role": "assist", "accept_by": "2026-11-21T08:45:00+08:00"},
         ]
     )
-    planned = plan("workorder.dispatched", data, has_contact=True)
+    planned = plan("workorder.dispatched", data, residents=["WO-H-1"])
     assert who(planned) == [("department", "gas", "new_work"), ("department", "xiaofang", "new_work")]
     # Each department's own dispatch is merged into what its template sees.
     assert planned[1].data["role"] == "assist"
@@ -62,7 +62,7 @@ def test_each_dispatched_department_is_told() -> None:
 
 
 def test_dispatched_without_dispatches_tells_nobody() -> None:
-    assert plan("workorder.dispatched", order(dispatches=None), has_contact=True) == []
+    assert plan("workorder.dispatched", order(dispatches=None), residents=["WO-H-1"]) == []
 
 
 @pytest.mark.parametrize(
@@ -91,12 +91,12 @@ def test_dispatched_without_dispatches_tells_nobody() -> None:
 def test_supervisors_are_told_of_escalations_and_alerts(
     event_type: str, data: dict[str, Any], recipient: str, template: str
 ) -> None:
-    assert who(plan(event_type, data, has_contact=False)) == [("supervisor", recipient, template)]
+    assert who(plan(event_type, data, residents=[])) == [("supervisor", recipient, template)]
 
 
 @pytest.mark.parametrize("event_type", ["workorder.created", "workorder.merged", "workorder.closed", "x.y"])
 def test_other_events_tell_nobody(event_type: str) -> None:
-    assert plan(event_type, order(), has_contact=True) == []
+    assert plan(event_type, order(), residents=["WO-H-1"]) == []
 
 
 def test_render_fills_the_template() -> None:
@@ -116,3 +116,19 @@ def test_render_cluster() -> None:
 @pytest.mark.parametrize("template", sorted(TEMPLATES))
 def test_every_template_renders_without_data(template: str) -> None:
     assert "{" not in render(template, {})
+
+
+def test_every_reporter_of_a_merged_order_is_told() -> None:
+    planned = plan("workorder.resolved", order(status="resolved"), residents=["WO-H-1", "WO-H-2"])
+    assert sorted(who(planned)) == [
+        ("resident", "WO-H-1", "follow_up"),
+        ("resident", "WO-H-1", "resolved"),
+        ("resident", "WO-H-2", "follow_up"),
+        ("resident", "WO-H-2", "resolved"),
+    ]
+
+
+def test_a_merged_reporter_hears_that_the_problem_is_already_in_hand() -> None:
+    assert who(plan("intake.contact.merged", {"work_order_id": "WO-H-1"}, residents=["WO-H-2"])) == [
+        ("resident", "WO-H-2", "joined")
+    ]
