@@ -221,9 +221,8 @@ class Jurisdiction(_Model):
     @cached_property
     def keyword_index(self) -> PhraseIndex[str]:
         """Category keywords (and the display names themselves) -> category codes."""
-        return PhraseIndex(
-            (phrase, c.code) for c in self.categories if c.code != "other" for phrase in (c.name, *c.keywords)
-        )
+        # 其他 competes too: its keywords (表扬, 感谢 …) keep praise from landing at a department.
+        return PhraseIndex((phrase, c.code) for c in self.categories for phrase in (c.name, *c.keywords))
 
     @cached_property
     def place_index(self) -> PhraseIndex[Locality]:
