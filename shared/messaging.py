@@ -236,7 +236,8 @@ class BatchUnit(Protocol):
 
     async def open(self, conn: AsyncConnection, messages: list[Decoded]) -> Any: ...
 
-    async def close(self, conn: AsyncConnection, context: Any) -> None: ...
+    async def close(self, conn: AsyncConnection, context: Any) -> list[OutboxMessage]:
+        """Write what was staged; returns events that could only be built with the batch's data."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -454,7 +455,7 @@ class BatchConsumer:
                             tx.batch = await self.unit.open(conn, [m])
                         await m.route.handler(tx, m.data)
                         if self.unit:
-                            await self.unit.close(conn, tx.batch)
+                            tx.outbox += await self.unit.close(conn, tx.batch)
                 except Refused as exc:
                     rows.append(dead_letter(m.delivery, f"refused {m.event.type}: {exc}", self.source).row())
                     outcomes.append((m.delivery.topic, "deadlettered"))
@@ -473,7 +474,7 @@ class BatchConsumer:
                     rows.extend(o.row() for o in tx.outbox)
                     outcomes.append((m.delivery.topic, "applied"))
             if context is not None:
-                await self.unit.close(conn, context)  # type: ignore[union-attr]
+                rows += [m.row() for m in await self.unit.close(conn, context)]  # type: ignore[union-attr]
             if rows:
                 await conn.execute(insert(self.outbox), rows)
         for topic, outcome in outcomes:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -215,6 +216,33 @@ class OpenOrder:
     grid: str | None
     caller_phone: str | None
     received_at: datetime
+
+
+class OpenOrders:
+    """Open orders indexed by category and compound, grid or phone: the few a new report may join,
+    found without scanning them all."""
+
+    def __init__(self, orders: Iterable[OpenOrder] = ()) -> None:
+        self._by_key: dict[tuple[str, str, str], list[OpenOrder]] = {}
+        for order in orders:
+            self.add(order)
+
+    @staticmethod
+    def _keys(
+        category: str, compound: str | None, grid: str | None, phone: str | None
+    ) -> list[tuple[str, str, str]]:
+        pairs = (("compound", compound), ("grid", grid), ("phone", phone))
+        return [(category, kind, value) for kind, value in pairs if value]
+
+    def add(self, order: OpenOrder) -> None:
+        for key in self._keys(order.category, order.compound, order.grid, order.caller_phone):
+            self._by_key.setdefault(key, []).append(order)
+
+    def candidates(self, order: NewOrder) -> list[OpenOrder]:
+        place = order.place
+        keys = self._keys(order.category.code, place.compound, place.grid, order.caller_phone)
+        found = {o.id: o for key in keys for o in self._by_key.get(key, ())}
+        return sorted(found.values(), key=lambda o: o.received_at)
 
 
 def merge_target(order: NewOrder, open_orders: list[OpenOrder], window: timedelta) -> str | None:

@@ -12,8 +12,15 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared import contract
-from shared.contract import ClusterDetected, ContactRecorded, GridReport, HotlineCall, WorkOrderData
-from shared.messaging import Decoded, Refused, Route, Tx
+from shared.contract import (
+    ClusterDetected,
+    ContactRecorded,
+    GridReport,
+    HotlineCall,
+    WorkOrderData,
+    derived_id,
+)
+from shared.messaging import Decoded, OutboxMessage, Refused, Route, Tx, outbox_message
 from shared.reference import Jurisdiction
 from shared.settings import Settings
 
@@ -21,12 +28,15 @@ from . import store
 from .domain import (
     NewOrder,
     OpenOrder,
+    OpenOrders,
     UnknownReference,
     cluster_step,
     merge_target,
     order_from_call,
     order_from_report,
 )
+
+SOURCE = "whistle/intake"
 
 
 def lifecycle(order: NewOrder, status: str, caused_by: str, **extra: Any) -> WorkOrderData:
@@ -50,18 +60,31 @@ def _minute(at: datetime) -> datetime:
     return at.replace(second=0, microsecond=0)
 
 
+@dataclass(frozen=True, slots=True)
+class Raised:
+    """A cluster alert decided while applying a message, published when the batch is written."""
+
+    cause: str  # the event id of the report that reached the step
+    community: str
+    street: str | None
+    category: str
+    count: int
+    at: datetime
+
+
 @dataclass
 class IntakeBatch:
     """What one batch knows and what it will write."""
 
     orders: dict[str, NewOrder | str]  # event id -> the order it makes, or why it is refused
     known: set[tuple[str, str]]
-    open_orders: list[OpenOrder]
+    open_orders: OpenOrders
     counts: dict[tuple[str, str], list[tuple[datetime, int]]]
     alerts: dict[tuple[str, str], tuple[int, datetime]]
     new_rows: list[dict[str, Any]] = field(default_factory=list)
     new_counts: dict[tuple[str, str, datetime], int] = field(default_factory=lambda: defaultdict(int))
     new_alerts: dict[tuple[str, str], tuple[int, datetime]] = field(default_factory=dict)
+    raised: list[Raised] = field(default_factory=list)
 
     def count(self, community: str, category: str, at: datetime, window: timedelta) -> int:
         """Record one report and return how many the window ending now holds."""
@@ -99,7 +122,7 @@ class IntakeUnit:
                 orders[m.event.id] = order
         new = [o for o in orders.values() if isinstance(o, NewOrder)]
         if not new:
-            return IntakeBatch(orders, set(), [], {}, {})
+            return IntakeBatch(orders, set(), OpenOrders(), {}, {})
         earliest = min(o.received_at for o in new)
         communities = sorted({o.place.community for o in new if o.place.community})
         counts: dict[tuple[str, str], list[tuple[datetime, int]]] = defaultdict(list)
@@ -110,13 +133,45 @@ class IntakeUnit:
         return IntakeBatch(
             orders=orders,
             known=await store.known_sources(conn, [o.source_id for o in new]),
-            open_orders=await store.open_orders(conn, new, earliest - self.merge_window),
+            open_orders=OpenOrders(await store.open_orders(conn, new, earliest - self.merge_window)),
             counts=counts,
             alerts=await store.cluster_alerts(conn, communities) if communities else {},
         )
 
-    async def close(self, conn: AsyncConnection, batch: IntakeBatch) -> None:
+    async def close(self, conn: AsyncConnection, batch: IntakeBatch) -> list[OutboxMessage]:
         await store.save(conn, batch.new_rows, batch.new_counts, batch.new_alerts)
+        if not batch.raised:
+            return []
+        keys = sorted({(r.community, r.category) for r in batch.raised})
+        since = min(r.at for r in batch.raised) - self.cluster_window
+        members = await store.cluster_members(conn, keys, since)
+        alerts = []
+        for r in batch.raised:
+            ids = [
+                i
+                for c, k, i, at in members
+                if (c, k) == (r.community, r.category) and r.at - self.cluster_window < at <= r.at
+            ]
+            alert = ClusterDetected(
+                category=r.category,
+                street=r.street,
+                community=r.community,
+                count=r.count,
+                window_minutes=int(self.cluster_window.total_seconds() // 60),
+                work_order_ids=ids,
+            )
+            alerts.append(
+                outbox_message(
+                    contract.ALERTS,
+                    r.community,
+                    "alert.cluster_detected",
+                    alert,
+                    source=SOURCE,
+                    time=r.at,
+                    id=derived_id(r.cause, "cluster", str(r.count)),
+                )
+            )
+        return alerts
 
     async def take(self, tx: Tx) -> None:
         """A call or a grid report: a new order, a repeat that joins one, or nothing (seen before)."""
@@ -128,7 +183,7 @@ class IntakeUnit:
             return  # the same call or report, redelivered under a new event id: one work order
         batch.known.add((order.source, order.source_id))
         key = order.work_order_id
-        target = merge_target(order, batch.open_orders, self.merge_window)
+        target = merge_target(order, batch.open_orders.candidates(order), self.merge_window)
         if target:
             batch.new_rows.append(store.order_row(order, "merged", target))
             merged = lifecycle(order, "merged", tx.event.id, merged_into=target)
@@ -144,7 +199,7 @@ class IntakeUnit:
                 closed = lifecycle(order, "closed", tx.event.id)
                 tx.publish(contract.WORKORDER_EVENTS, key, "workorder.closed", closed)
             else:
-                batch.open_orders.append(
+                batch.open_orders.add(
                     OpenOrder(
                         key,
                         order.category.code,
@@ -157,7 +212,7 @@ class IntakeUnit:
                 )
                 self._contact(tx, order, key)
                 tx.publish(contract.INTAKE_ORDERS, key, "intake.order.opened", order.opened())
-        await self._watch_cluster(tx, batch, order)
+        self._watch_cluster(tx, batch, order)
 
     def _contact(self, tx: Tx, order: NewOrder, work_order_id: str) -> None:
         if order.caller_phone or order.caller_name:
@@ -169,7 +224,7 @@ class IntakeUnit:
             )
             tx.publish(contract.INTAKE_CONTACTS, work_order_id, "intake.contact.recorded", contact)
 
-    async def _watch_cluster(self, tx: Tx, batch: IntakeBatch, order: NewOrder) -> None:
+    def _watch_cluster(self, tx: Tx, batch: IntakeBatch, order: NewOrder) -> None:
         """工单预警: alert once when a community's reports of one category reach the threshold in the
         window, and again at each doubling while the cluster keeps growing."""
         community, category, at = order.place.community, order.category.code, order.received_at
@@ -185,17 +240,7 @@ class IntakeUnit:
         if step <= last_step:
             return
         batch.new_alerts[(community, category)] = (step, at)
-        ids = await store.cluster_order_ids(tx.conn, community, category, at - self.cluster_window, at)
-        ids += [r["id"] for r in batch.new_rows if r["community"] == community and r["category"] == category]
-        alert = ClusterDetected(
-            category=category,
-            street=order.place.street,
-            community=community,
-            count=count,
-            window_minutes=int(self.cluster_window.total_seconds() // 60),
-            work_order_ids=list(dict.fromkeys(ids)),
-        )
-        tx.publish(contract.ALERTS, community, "alert.cluster_detected", alert)
+        batch.raised.append(Raised(tx.event.id, community, order.place.street, category, count, at))
 
     async def follow(self, tx: Tx, e: WorkOrderData) -> None:
         """Only open orders absorb repeats: follow them being resolved, closed or reopened."""

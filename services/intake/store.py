@@ -99,12 +99,15 @@ _ALERT = _ALERT.on_conflict_do_update(
     set_={"step": _ALERT.excluded.step, "alerted_at": _ALERT.excluded.alerted_at},
 )
 _KNOWN = text("SELECT source, source_id FROM work_orders WHERE source_id = ANY(CAST(:ids AS text[]))")
+# Open orders of the same category at one of the batch's compounds or grids, or from one of its
+# phones: exact (category, place) pairs, so a busy window does not return every open order.
 _OPEN = text(
     "SELECT id, category, community, compound, grid, caller_phone, received_at FROM work_orders "
-    "WHERE status = 'open' AND NOT closed_on_site AND received_at >= :since "
-    "AND category = ANY(CAST(:categories AS text[])) "
-    "AND (compound = ANY(CAST(:compounds AS text[])) OR grid = ANY(CAST(:grids AS text[])) "
-    "     OR caller_phone = ANY(CAST(:phones AS text[]))) ORDER BY received_at"
+    "WHERE status = 'open' AND NOT closed_on_site AND received_at >= :since AND ("
+    " (category, compound) IN (SELECT * FROM unnest(CAST(:c1 AS text[]), CAST(:compounds AS text[])))"
+    " OR (category, grid) IN (SELECT * FROM unnest(CAST(:c2 AS text[]), CAST(:grids AS text[])))"
+    " OR (category, caller_phone) IN (SELECT * FROM unnest(CAST(:c3 AS text[]), CAST(:phones AS text[])))"
+    ") ORDER BY received_at"
 )
 _COUNTS = text(
     "SELECT community, category, minute, n FROM order_counts "
@@ -115,8 +118,10 @@ _ALERTS = text(
     "WHERE community = ANY(CAST(:communities AS text[]))"
 )
 _CLUSTER_IDS = text(
-    "SELECT id FROM work_orders WHERE community = :community AND category = :category "
-    "AND received_at > :since AND received_at <= :until ORDER BY received_at"
+    "SELECT w.community, w.category, w.id, w.received_at FROM work_orders w "
+    "JOIN unnest(CAST(:communities AS text[]), CAST(:categories AS text[])) AS k(community, category) "
+    "ON w.community = k.community AND w.category = k.category "
+    "WHERE w.received_at > :since ORDER BY w.received_at"
 )
 _SET_STATUS = text("UPDATE work_orders SET status = :status WHERE id = :id AND status <> 'merged'")
 
@@ -152,12 +157,17 @@ async def known_sources(conn: AsyncConnection, source_ids: list[str]) -> set[tup
 
 
 async def open_orders(conn: AsyncConnection, orders: list[NewOrder], since: datetime) -> list[OpenOrder]:
+    by_compound = sorted({(o.category.code, o.place.compound) for o in orders if o.place.compound})
+    by_grid = sorted({(o.category.code, o.place.grid) for o in orders if o.place.grid})
+    by_phone = sorted({(o.category.code, o.caller_phone) for o in orders if o.caller_phone})
     params = {
         "since": since,
-        "categories": sorted({o.category.code for o in orders}),
-        "compounds": sorted({o.place.compound for o in orders if o.place.compound}),
-        "grids": sorted({o.place.grid for o in orders if o.place.grid}),
-        "phones": sorted({o.caller_phone for o in orders if o.caller_phone}),
+        "c1": [c for c, _ in by_compound],
+        "compounds": [k for _, k in by_compound],
+        "c2": [c for c, _ in by_grid],
+        "grids": [g for _, g in by_grid],
+        "c3": [c for c, _ in by_phone],
+        "phones": [p for _, p in by_phone],
     }
     return [OpenOrder(*row) for row in await conn.execute(_OPEN, params)]
 
@@ -176,11 +186,12 @@ async def cluster_alerts(
     return {(community, category): (step, at) for community, category, step, at in rows}
 
 
-async def cluster_order_ids(
-    conn: AsyncConnection, community: str, category: str, since: datetime, until: datetime
-) -> list[str]:
-    params = {"community": community, "category": category, "since": since, "until": until}
-    return [row[0] for row in await conn.execute(_CLUSTER_IDS, params)]
+async def cluster_members(
+    conn: AsyncConnection, keys: list[tuple[str, str]], since: datetime
+) -> list[tuple[str, str, str, datetime]]:
+    """(community, category, order id, received at) of the orders of these clusters since then."""
+    params = {"communities": [k[0] for k in keys], "categories": [k[1] for k in keys], "since": since}
+    return [tuple(row) for row in await conn.execute(_CLUSTER_IDS, params)]
 
 
 async def save(
