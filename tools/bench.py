@@ -1,10 +1,13 @@
-"""``make bench``: synthetic calls through the running stack, call -> ``dispatch.assigned``.
+"""``make bench``: synthetic calls through the running stack, from the call to its outcome: its
+order's ``dispatch.assigned``, or ``workorder.merged`` when it repeats an open problem (并单; random
+calls over a few thousand compound/category pairs repeat often, and the report says how often).
 
-Three measurements in one run, on one machine, so that they can be compared:
+Four measurements in one run, on one machine, so that they can be compared:
 - the raw broker produce rate (batched, acks=all), the ceiling of anything built on this broker;
-- a burst: N calls published as fast as possible; work orders per second until the last one is
-  dispatched (throughput, queueing included);
-- a steady rate well below capacity: latency from publishing a call to seeing its dispatch.
+- a burst: N calls published as fast as possible; calls per second until the last one reached its
+  outcome (throughput, queueing included);
+- a steady rate below capacity: latency from publishing a call to seeing its outcome;
+- intake alone (the services behind it stopped): calls per second to workorder.created/merged.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import platform
 import random
 import re
@@ -30,9 +34,14 @@ from shared import contract
 from shared.messaging import HEADERS, client_options, make_consumer
 from shared.reference import Jurisdiction, load_jurisdiction
 from shared.settings import Settings
+from tools.large_jurisdiction import large_jurisdiction
+from tools.stack import ROOT, Stack
 
-REPORTS = Path(__file__).resolve().parent.parent / "reports"
-ASSIGNED = re.compile(rb'"type":"dispatch\.assigned"')
+REPORTS = ROOT / "reports"
+# A call's outcome: its order dispatched, or the call merged into an open order (并单).
+OUTCOME = re.compile(rb'"type":"(dispatch\.assigned|workorder\.merged)"')
+OUTCOME_TOPICS = r"^(dispatch\.(?!responses\.)[a-z0-9_]+\.v1|workorders\.events\.v1)$"
+TAKEN = re.compile(rb'"type":"workorder\.(created|merged)"')
 
 
 def synthetic_calls(ref: Jurisdiction, run: str, n: int, seed: int = 7) -> list[tuple[str, bytes]]:
@@ -67,16 +76,20 @@ def _percentile(values: list[float], p: float) -> float:
 
 @dataclass
 class Watcher:
-    """Sees every dispatch.assigned of this run and notes when each order got its first one."""
+    """Notes when each call of this run first reached its outcome (by default: dispatched to a
+    department, or merged into an open order)."""
 
     settings: Settings
     run: str
+    pattern: str = OUTCOME_TOPICS
+    kind: re.Pattern[bytes] = OUTCOME
+    merged: set[str] = field(default_factory=set)
     first_seen: dict[str, float] = field(default_factory=dict)
     changed: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def start(self) -> None:
         self.consumer = make_consumer(self.settings, f"bench-{self.run}", auto_offset_reset="latest")
-        self.consumer.subscribe(pattern=r"^dispatch\.(?!responses\.)[a-z0-9_]+\.v1$")
+        self.consumer.subscribe(pattern=self.pattern)
         await self.consumer.start()
         while not self.consumer.assignment():  # joined, partitions assigned, positions at the end
             await self.consumer.getmany(timeout_ms=200)
@@ -89,8 +102,12 @@ class Watcher:
             now = time.perf_counter()
             for records in batches.values():
                 for r in records:
-                    if r.key and r.key.startswith(marker) and ASSIGNED.search(r.value or b""):
-                        self.first_seen.setdefault(r.key.decode()[5:], now)
+                    found = self.kind.search(r.value or b"") if r.key and r.key.startswith(marker) else None
+                    if found and r.key:
+                        call_id = r.key.decode()[5:]
+                        self.first_seen.setdefault(call_id, now)
+                        if found.group(0).endswith(b'merged"'):
+                            self.merged.add(call_id)
             self.changed.set()
 
     async def wait(self, ids: list[str], limit: float) -> None:
@@ -125,6 +142,37 @@ async def raw_produce_rate(settings: Settings, n: int) -> float:
         await producer.stop()
 
 
+async def intake_alone(settings: Settings, ref: Jurisdiction, calls: int) -> dict[str, Any]:
+    """Calls per second through intake by itself: publish a burst, time until every call has its
+    workorder.created or workorder.merged. The caller stops the other services first."""
+    run = uuid.uuid4().hex[:6]
+    watcher = Watcher(settings, run + "i", pattern=f"^{re.escape(contract.WORKORDER_EVENTS)}$", kind=TAKEN)
+    await watcher.start()
+    producer = AIOKafkaProducer(**client_options(settings), acks="all", linger_ms=5, enable_idempotence=False)
+    await producer.start()
+    try:
+        burst = synthetic_calls(ref, run + "i", calls, seed=23)
+        started = time.perf_counter()
+        futures = [
+            await producer.send(contract.HOTLINE_CALLS, value, key=cid.encode(), headers=HEADERS)
+            for cid, value in burst
+        ]
+        await asyncio.gather(*futures)
+        ids = [cid for cid, _ in burst]
+        await watcher.wait(ids, limit=300)
+        done = [watcher.first_seen[i] for i in ids if i in watcher.first_seen]
+    finally:
+        await producer.stop()
+        await watcher.stop()
+    seconds = (max(done) - started) if done else float("nan")
+    return {
+        "calls": calls,
+        "taken": len(done),
+        "seconds": round(seconds, 3),
+        "calls_per_s": round(len(done) / seconds, 1) if done else 0,
+    }
+
+
 async def bench(settings: Settings, calls: int, steady_rate: float, steady_seconds: float) -> dict[str, Any]:
     from shared.topics import ensure_topics
 
@@ -148,7 +196,7 @@ async def bench(settings: Settings, calls: int, steady_rate: float, steady_secon
         await asyncio.gather(*futures)
         published = time.perf_counter()
         burst_ids = [cid for cid, _ in burst]
-        await watcher.wait(burst_ids, limit=600)
+        await watcher.wait(burst_ids, limit=300)
         done = [watcher.first_seen[i] for i in burst_ids if i in watcher.first_seen]
         burst_seconds = (max(done) - started) if done else float("nan")
 
@@ -173,25 +221,65 @@ async def bench(settings: Settings, calls: int, steady_rate: float, steady_secon
 
     return {
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {"cpus": __import__("os").cpu_count(), "python": platform.python_version()},
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "broker": settings.kafka_bootstrap_servers,
         "raw_produce_msgs_per_s": round(raw),
         "burst": {
             "calls": calls,
-            "dispatched": len(done),
+            "done": len(done),
+            "merged_into_open_orders": len(watcher.merged & set(burst_ids)),
             "publish_seconds": round(published - started, 3),
             "seconds_to_last_dispatch": round(burst_seconds, 3),
-            "work_orders_per_s": round(len(done) / burst_seconds, 1) if done else 0,
+            "calls_per_s": round(len(done) / burst_seconds, 1) if done else 0,
         },
         "steady": {
             "rate_per_s": steady_rate,
             "calls": len(sent_at),
-            "dispatched": len(latencies),
+            "done": len(latencies),
+            "merged_into_open_orders": len(watcher.merged & set(sent_at)),
             "latency_ms_p50": round(statistics.median(latencies), 1) if latencies else None,
             "latency_ms_p99": round(_percentile(latencies, 99), 1) if latencies else None,
             "latency_ms_max": round(max(latencies), 1) if latencies else None,
         },
     }
+
+
+def bench_stack() -> Stack:
+    """A stack of the bench's own, fresh each run: its broker, its databases, a large jurisdiction.
+    Leftover orders would be merged into (并单) and skew every figure; a fresh broker is also what
+    Tansu needs for repeatable numbers (its cost grows with what it holds)."""
+    home = ROOT / ".whistle" / "bench"
+    env = {
+        "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9292",
+        "HTTP_PORT_BASE": "18380",
+        "DATABASE_PREFIX": "whistle_bench",
+        "JURISDICTION_FILE": str(home / "large.json"),
+    }
+    return Stack(home=home, env={k: v for k, v in env.items() if k not in os.environ})
+
+
+def main(
+    calls: int, steady_rate: float, steady_seconds: float, intake_calls: int, copies: int
+) -> dict[str, Any]:
+    stack = bench_stack()
+    stack.down()
+    path = Path(stack.settings.jurisdiction_file)
+    if path.parent == stack.home:
+        path.write_text(json.dumps(large_jurisdiction(copies), ensure_ascii=False), encoding="utf-8")
+    stack.reset_databases()
+    try:
+        stack.up()
+        ref = load_jurisdiction(path)
+        report = asyncio.run(bench(stack.settings, calls, steady_rate, steady_seconds))
+        report["jurisdiction"] = {"grids": len(ref.places_by_grid), "compounds": len(ref.compounds)}
+        # Intake by itself: the services behind it stopped, so that it has the machine to itself.
+        downstream = ("dispatch", "escalation", "notify")
+        for service in downstream:
+            stack.stop(service)
+        report["intake_alone"] = asyncio.run(intake_alone(stack.settings, ref, intake_calls))
+        return report
+    finally:
+        stack.down()
 
 
 def write_report(report: dict[str, Any]) -> Path:

@@ -124,18 +124,19 @@ class IntakeUnit:
         if not new:
             return IntakeBatch(orders, set(), OpenOrders(), {}, {})
         earliest = min(o.received_at for o in new)
-        communities = sorted({o.place.community for o in new if o.place.community})
+        keys = sorted({(o.place.community, o.category.code) for o in new if o.place.community})
         counts: dict[tuple[str, str], list[tuple[datetime, int]]] = defaultdict(list)
-        for community, category, minute, n in await store.recent_counts(
-            conn, communities, earliest - self.cluster_window
-        ):
-            counts[(community, category)].append((minute, n))
+        if keys:
+            for community, category, minute, n in await store.recent_counts(
+                conn, keys, earliest - self.cluster_window
+            ):
+                counts[(community, category)].append((minute, n))
         return IntakeBatch(
             orders=orders,
             known=await store.known_sources(conn, [o.source_id for o in new]),
             open_orders=OpenOrders(await store.open_orders(conn, new, earliest - self.merge_window)),
             counts=counts,
-            alerts=await store.cluster_alerts(conn, communities) if communities else {},
+            alerts=await store.cluster_alerts(conn, keys) if keys else {},
         )
 
     async def close(self, conn: AsyncConnection, batch: IntakeBatch) -> list[OutboxMessage]:
@@ -147,16 +148,18 @@ class IntakeUnit:
         members = await store.cluster_members(conn, keys, since)
         alerts = []
         for r in batch.raised:
+            # Everything of the cluster in the window so far: calls on other partitions may be
+            # applied out of business-time order, so no upper bound at the triggering call.
             ids = [
                 i
                 for c, k, i, at in members
-                if (c, k) == (r.community, r.category) and r.at - self.cluster_window < at <= r.at
+                if (c, k) == (r.community, r.category) and at > r.at - self.cluster_window
             ]
             alert = ClusterDetected(
                 category=r.category,
                 street=r.street,
                 community=r.community,
-                count=r.count,
+                count=len(ids),
                 window_minutes=int(self.cluster_window.total_seconds() // 60),
                 work_order_ids=ids,
             )

@@ -109,14 +109,13 @@ _OPEN = text(
     " OR (category, caller_phone) IN (SELECT * FROM unnest(CAST(:c3 AS text[]), CAST(:phones AS text[])))"
     ") ORDER BY received_at"
 )
-_COUNTS = text(
-    "SELECT community, category, minute, n FROM order_counts "
-    "WHERE minute >= :since AND community = ANY(CAST(:communities AS text[]))"
+# The batch's own (community, category) pairs only: a busy district has many others.
+_PAIRS = (
+    "JOIN unnest(CAST(:communities AS text[]), CAST(:categories AS text[])) AS k(community, category) "
+    "USING (community, category)"
 )
-_ALERTS = text(
-    "SELECT community, category, step, alerted_at FROM cluster_alerts "
-    "WHERE community = ANY(CAST(:communities AS text[]))"
-)
+_COUNTS = text(f"SELECT community, category, minute, n FROM order_counts {_PAIRS} WHERE minute >= :since")
+_ALERTS = text(f"SELECT community, category, step, alerted_at FROM cluster_alerts {_PAIRS}")
 _CLUSTER_IDS = text(
     "SELECT w.community, w.category, w.id, w.received_at FROM work_orders w "
     "JOIN unnest(CAST(:communities AS text[]), CAST(:categories AS text[])) AS k(community, category) "
@@ -173,17 +172,20 @@ async def open_orders(conn: AsyncConnection, orders: list[NewOrder], since: date
 
 
 async def recent_counts(
-    conn: AsyncConnection, communities: list[str], since: datetime
+    conn: AsyncConnection, keys: list[tuple[str, str]], since: datetime
 ) -> list[tuple[str, str, datetime, int]]:
-    rows = await conn.execute(_COUNTS, {"since": since, "communities": communities})
-    return [tuple(row) for row in rows]
+    params = {"communities": [k[0] for k in keys], "categories": [k[1] for k in keys], "since": since}
+    return [tuple(row) for row in await conn.execute(_COUNTS, params)]
 
 
 async def cluster_alerts(
-    conn: AsyncConnection, communities: list[str]
+    conn: AsyncConnection, keys: list[tuple[str, str]]
 ) -> dict[tuple[str, str], tuple[int, datetime]]:
-    rows = await conn.execute(_ALERTS, {"communities": communities})
-    return {(community, category): (step, at) for community, category, step, at in rows}
+    params = {"communities": [k[0] for k in keys], "categories": [k[1] for k in keys]}
+    return {
+        (community, category): (step, at)
+        for community, category, step, at in await conn.execute(_ALERTS, params)
+    }
 
 
 async def cluster_members(

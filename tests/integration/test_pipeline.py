@@ -10,6 +10,7 @@ import pytest
 
 from shared import contract
 from tests.integration.bus import Bus, Seen, cloud_event
+from tools.stack import Stack
 
 pytestmark = pytest.mark.integration
 PHONE = "13812345678"
@@ -258,9 +259,10 @@ async def test_concentrated_complaints_raise_one_early_warning(bus: Bus) -> None
 
     [alert] = await bus.wait_for(cluster)
     assert alert.topic == contract.ALERTS and alert.key == "古现社区"
-    assert alert.data["count"] == 5 and alert.data["window_minutes"] == 60
+    # Calls on different partitions may be applied in any order, so the alert may already see six.
+    assert alert.data["count"] in (5, 6) and alert.data["window_minutes"] == 60
     assert set(alert.data["work_order_ids"]) <= {f"WO-H-{c}" for c in ids}
-    assert len(alert.data["work_order_ids"]) == 5
+    assert len(alert.data["work_order_ids"]) == alert.data["count"]
     # The sixth report is in the same step: no second alert until the cluster doubles.
     sentinel = uid()
     await bus.send(contract.HOTLINE_CALLS, ids[-1], call(sentinel, "银座公寓", "暖气不热"))
@@ -292,3 +294,25 @@ async def test_a_small_issue_fixed_on_the_spot_is_recorded_closed_and_never_disp
     await bus.wait_for(of_order(f"WO-G-{sentinel}", "workorder.dispatched"))
     assert bus.matching(lambda s: s.topic == contract.INTAKE_ORDERS and s.key == order) == []
     assert bus.matching(of_order(order, "workorder.dispatched")) == []
+
+
+async def test_a_call_that_cannot_be_placed_goes_to_street_triage_unguessed(bus: Bus) -> None:
+    call_id = uid()
+    order = f"WO-H-{call_id}"
+    event = call(call_id, "", "路边的路灯坏了好几天了，晚上黑乎乎的", address="不记得叫什么路了")
+    await bus.send(contract.HOTLINE_CALLS, call_id, event)
+    [created] = await bus.wait_for(of_order(order, "workorder.created"))
+    assert (created.data["street"], created.data["community"], created.data["grid"]) == (None, None, None)
+    [assigned] = await bus.wait_for(of_order(order, "dispatch.assigned"))
+    assert assigned.data["level"] == "street"
+    assert assigned.data["department"] == "street_desk"
+
+
+async def test_no_service_log_carries_a_residents_phone_or_name(bus: Bus, stack: Stack) -> None:
+    # Every test before this one sent calls with a name and phone; they went through all four services.
+    await bus.wait_for(lambda s: s.type == "notification.sent" and s.data["audience"] == "resident")
+    logs = {path.name: path.read_text(encoding="utf-8") for path in (stack.home / "logs").glob("*.log")}
+    assert set(logs) >= {"intake.log", "dispatch.log", "escalation.log", "notify.log"}
+    for name, text in logs.items():
+        assert PHONE not in text, name
+        assert "孙大爷" not in text, name
