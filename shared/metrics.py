@@ -51,3 +51,9 @@ OPEN_CLOCKS = Gauge("whistle_open_clocks", "Deadlines not yet fired or stopped",
 NOTIFICATIONS = Counter(
     "whistle_notifications", "Notifications by channel and outcome", ["channel", "outcome"], registry=REGISTRY
 )
+RATES = Gauge(
+    "whistle_rate",
+    "The three rates (三率) over 30 days: response, resolution, satisfaction, by department or community",
+    ["rate", "scope", "name"],
+    registry=REGISTRY,
+)

@@ -51,6 +51,10 @@ class Settings(BaseSettings):
     # Reminder (督办) at this share of a limit, before the deadline itself.
     reminder_at: float = 0.75
 
+    # Dispatch: an extension (延期) may add at most this share of the time first allowed.
+    extension_max_factor: float = 1.0
+    rates_interval_seconds: float = 15
+
     # Intake: tagging, merging repeat reports (并单), early warning on clusters (工单预警).
     tag_threshold: float = 0.4
     merge_window_minutes: int = 24 * 60

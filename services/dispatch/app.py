@@ -21,7 +21,7 @@ def create_app(settings: Settings) -> tuple[AsgiFastStream, Service]:
         settings,
         inbox=store.Inbox.__table__,  # type: ignore[arg-type]
         outbox=store.Outbox.__table__,  # type: ignore[arg-type]
-        routes=handlers.routes(ref, settings.time_limits),
+        routes=handlers.routes(ref, settings),
         strict_topics=[contract.DISPATCH_RESPONSES, contract.FEEDBACK],
         publishes=[
             contract.WORKORDER_EVENTS,
@@ -29,4 +29,5 @@ def create_app(settings: Settings) -> tuple[AsgiFastStream, Service]:
             contract.DEADLETTER,
             *(contract.department_topic(d.code) for d in ref.departments),
         ],
+        tasks=[handlers.publish_rates],
     )

@@ -22,23 +22,66 @@ class OrderFacts:
     property_company: str | None
 
 
-def initial_level(order: OrderFacts, ref: Jurisdiction) -> Level:
+def initial_level(order: OrderFacts, ref: Jurisdiction, clustered: bool = False) -> Level:
+    """The category's tier where someone at that tier can act; an emergency goes no lower than the
+    community (the property company alone does not handle it); a concentrated cluster of complaints
+    (工单预警) starts at the street, which coordinates several departments."""
     category = ref.category_by_code.get(order.category)
     tier: Level = category.tier if category else "community"
-    return reference.initial_level(tier, order.community is not None, order.property_company is not None)
+    level = reference.initial_level(tier, order.community is not None, order.property_company is not None)
+    if order.urgency == "emergency" and LEVELS.index(level) < LEVELS.index("community"):
+        level = "community"
+    if clustered and LEVELS.index(level) < LEVELS.index("street"):
+        level = "street"
+    return level
 
 
-def assignees(order: OrderFacts, level: Level, ref: Jurisdiction) -> list[tuple[str, Role]]:
-    """The lead (first) and the assisting departments for the order at that level."""
+def assignees(
+    order: OrderFacts, level: Level, ref: Jurisdiction, returned: frozenset[str] = frozenset()
+) -> list[tuple[str, Role]]:
+    """The lead (first) and the assisting departments for the order at that level, from the duty
+    list (职责清单). Departments that returned the order are passed over: the next candidate leads.
+    Empty when nobody at this level is left; the order must go up."""
     if level == "property" and order.property_company:
-        return [(order.property_company, "lead")]
-    if order.category != "other" and order.community is not None:
-        for candidate in LEVELS[LEVELS.index(level) :]:
-            duty = ref.duty_by_key.get((order.category, candidate))
+        candidates = [order.property_company]
+    elif order.category != "other" and order.community is not None:
+        candidates = []
+        for at in LEVELS[LEVELS.index(level) :]:
+            duty = ref.duty_by_key.get((order.category, at))
             if duty:
-                return [(duty.lead, "lead"), *((code, "assist") for code in duty.assist if code != duty.lead)]
-    desk = ref.triage["street" if level in ("street", "district") or order.community is None else "community"]
-    return [(desk, "lead")]
+                candidates = list(dict.fromkeys([duty.lead, *duty.assist]))
+                break
+    else:
+        candidates = []
+    if not candidates:
+        candidates = [triage_desk(order, level, ref)]
+    remaining = [code for code in candidates if code not in returned]
+    return [(code, "lead" if i == 0 else "assist") for i, code in enumerate(remaining)]
+
+
+def triage_desk(order: OrderFacts, level: Level, ref: Jurisdiction) -> str:
+    """Where unplaced, uncategorised or unclear orders go: the community's desk, or the street's."""
+    return ref.triage["street" if level in ("street", "district") or order.community is None else "community"]
+
+
+def extension_allowed(
+    assigned_at: datetime,
+    resolve_by: datetime,
+    requested: datetime,
+    already_extended: bool,
+    max_factor: float,
+) -> str | None:
+    """延期: granted once per dispatch, to at most ``max_factor`` times the original time allowed
+    beyond the current resolve-by. Returns why not, or None when it is granted."""
+    if already_extended:
+        return "an extension was already granted for this dispatch; only one is allowed"
+    asked = requested.isoformat()
+    if requested <= resolve_by:
+        return f"data.resolve_by: {asked} is not later than the current resolve-by {resolve_by.isoformat()}"
+    limit = resolve_by + (resolve_by - assigned_at) * max_factor
+    if requested > limit:
+        return f"data.resolve_by: {asked} is beyond the longest extension allowed ({limit.isoformat()})"
+    return None
 
 
 def time_limit(urgency: Urgency, ref: Jurisdiction, overrides: dict[Urgency, TimeLimit]) -> TimeLimit:

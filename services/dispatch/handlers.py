@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy.engine import Row
 
-from shared import contract
+from shared import contract, metrics
 from shared.contract import (
+    ClusterDetected,
     DeadlineMoved,
     DispatchAccepted,
     DispatchAssigned,
@@ -23,8 +26,11 @@ from shared.contract import (
     ResidentFeedback,
     WorkOrderData,
 )
+from shared.logs import get_logger
 from shared.messaging import Refused, Route, Tx
-from shared.reference import Jurisdiction, TimeLimit, Urgency, next_level
+from shared.reference import LEVELS, Jurisdiction, TimeLimit, next_level
+from shared.service import Service
+from shared.settings import Settings
 
 from . import store
 from .domain import (
@@ -32,12 +38,15 @@ from .domain import (
     OrderFacts,
     assignees,
     deadlines,
+    extension_allowed,
     initial_level,
     respond,
     time_limit,
+    triage_desk,
 )
 
 OPEN_STATUSES = ("new", "dispatched", "accepted")
+log = get_logger(__name__)
 
 
 def lifecycle(order: Row[Any], caused_by: str, **changes: Any) -> WorkOrderData:
@@ -60,14 +69,48 @@ def lifecycle(order: Row[Any], caused_by: str, **changes: Any) -> WorkOrderData:
 class Dispatcher:
     """The decisions that touch several tables: dispatching at a level, escalating, closing."""
 
-    def __init__(self, ref: Jurisdiction, limits: dict[Urgency, TimeLimit]) -> None:
+    def __init__(self, ref: Jurisdiction, settings: Settings) -> None:
         self.ref = ref
-        self.limits = limits
+        self.limits = settings.time_limits
+        self.extension_max_factor = settings.extension_max_factor
+        self.cluster_window = timedelta(minutes=settings.cluster_window_minutes)
 
     async def dispatch_at(
-        self, tx: Tx, order: Row[Any], level: Level, *, shorter: bool = False, new: bool = False
+        self,
+        tx: Tx,
+        order: Row[Any],
+        level: Level,
+        *,
+        shorter: bool = False,
+        new: bool = False,
+        triage: bool = False,
     ) -> None:
+        """Send the order to whoever acts at that level (the triage desk with ``triage``). When every
+        candidate there has returned it, it goes up a level; at the top, to the triage desk."""
         facts = OrderFacts(order.category, order.urgency, order.community, order.property_company)
+        returned = frozenset() if new else await store.returned_by(tx.conn, order.id)
+        who = (
+            [(triage_desk(facts, level, self.ref), "lead")]
+            if triage
+            else assignees(facts, level, self.ref, returned)
+        )
+        if not who:
+            higher = next_level(level)
+            if higher is not None:
+                event = lifecycle(
+                    order,
+                    tx.event.id,
+                    from_level=level,
+                    to_level=higher,
+                    reason="every department at this level returned it",
+                )
+                tx.publish(contract.WORKORDER_EVENTS, order.id, "workorder.escalated", event)
+                await self.record(
+                    tx, order.id, "workorder.escalated", order.status, higher, {"reason": "all returned"}
+                )
+                await self.dispatch_at(tx, order, higher, shorter=shorter)
+                return
+            who = [(triage_desk(facts, level, self.ref), "lead")]
         limit = time_limit(order.urgency, self.ref, self.limits)
         if shorter:  # 重办: a reopened order gets half the time
             limit = TimeLimit(accept=limit.accept / 2, resolve=limit.resolve / 2)
@@ -75,7 +118,7 @@ class Dispatcher:
         attempts = {} if new else await store.attempts_by_department(tx.conn, order.id)
         number = sum(attempts.values())
         rows, summaries = [], []
-        for department, role in assignees(facts, level, self.ref):
+        for department, role in who:
             number += 1
             dispatch = DispatchAssigned(
                 dispatch_id=f"{order.id}-D{number}",
@@ -190,11 +233,14 @@ async def _checked_dispatch(tx: Tx, response: Any) -> tuple[Row[Any], Row[Any], 
     return dispatch, order, status
 
 
-def routes(ref: Jurisdiction, limits: dict[Urgency, TimeLimit]) -> list[Route]:
-    d = Dispatcher(ref, limits)
+def routes(ref: Jurisdiction, settings: Settings) -> list[Route]:
+    d = Dispatcher(ref, settings)
 
     async def on_opened(tx: Tx, o: OrderOpened) -> None:
-        level = initial_level(OrderFacts(o.category, o.urgency, o.community, o.property_company), ref)
+        clustered = await store.in_cluster(tx.conn, o.community, o.category, tx.time - d.cluster_window)
+        level = initial_level(
+            OrderFacts(o.category, o.urgency, o.community, o.property_company), ref, clustered
+        )
         values = o.model_dump(exclude={"work_order_id", "contact"}) | {
             "id": o.work_order_id,
             "status": "new",
@@ -209,7 +255,7 @@ def routes(ref: Jurisdiction, limits: dict[Urgency, TimeLimit]) -> list[Route]:
 
     async def on_accepted(tx: Tx, r: DispatchAccepted) -> None:
         dispatch, order, status = await _checked_dispatch(tx, r)
-        await store.set_dispatch_status(tx.conn, dispatch.id, status)
+        await store.set_dispatch_status(tx.conn, dispatch.id, status, accepted_at=tx.time)
         order_status = "accepted" if dispatch.role == "lead" else order.status
         await store.update_order(tx.conn, order.id, status=order_status, updated_at=tx.time)
         event = lifecycle(
@@ -227,29 +273,37 @@ def routes(ref: Jurisdiction, limits: dict[Urgency, TimeLimit]) -> list[Route]:
 
     async def on_extension(tx: Tx, r: DispatchExtensionRequested) -> None:
         dispatch, order, _ = await _checked_dispatch(tx, r)
-        if r.resolve_by <= dispatch.resolve_by:
-            raise Refused(
-                f"data.resolve_by: {r.resolve_by.isoformat()} is not later than the current "
-                f"resolve-by {dispatch.resolve_by.isoformat()}"
-            )
-        await store.set_dispatch_status(tx.conn, dispatch.id, dispatch.status, resolve_by=r.resolve_by)
+        refusal = extension_allowed(
+            dispatch.created_at, dispatch.resolve_by, r.resolve_by, dispatch.extended, d.extension_max_factor
+        )
+        if refusal:
+            raise Refused(refusal)
+        await store.set_dispatch_status(
+            tx.conn, dispatch.id, dispatch.status, resolve_by=r.resolve_by, extended=True
+        )
         moved = DeadlineMoved(work_order_id=order.id, dispatch_id=dispatch.id, resolve_by=r.resolve_by)
         tx.publish(contract.DISPATCH_DEADLINES, order.id, "dispatch.deadline.moved", moved)
         detail = moved.model_dump(mode="json")
         await d.record(tx, order.id, "dispatch.extension_granted", order.status, order.level, detail)
 
     async def on_rejected(tx: Tx, r: DispatchRejected) -> None:
+        """退单. A department returns an order once. Not ours: the next candidate of the duty list
+        leads (up a level when none is left). Not enough to act on, a duplicate, or other: the
+        triage desk looks at it. An assisting department that returns its part just drops out."""
+        if r.department in await store.returned_by(tx.conn, r.work_order_id):
+            raise Refused(f"data.department: {r.department} has already returned this order once")
         dispatch, order, status = await _checked_dispatch(tx, r)
         await store.set_dispatch_status(tx.conn, dispatch.id, status)
         detail = {"department": r.department, "reason": r.reason, "note": r.note}
         await d.record(tx, order.id, "dispatch.rejected", order.status, order.level, detail)
-        if dispatch.role == "lead":
-            to_level = next_level(order.level) or order.level
-            await d.escalate(tx, order, to_level, f"returned by {r.department}: {r.reason}")
+        if dispatch.role != "lead":
+            return
+        await d.cancel_open(tx, order.id, f"returned by {r.department}: {r.reason}")
+        await d.dispatch_at(tx, order, order.level, triage=r.reason != "not_our_responsibility")
 
     async def on_resolved(tx: Tx, r: DispatchResolved) -> None:
         dispatch, order, status = await _checked_dispatch(tx, r)
-        await store.set_dispatch_status(tx.conn, dispatch.id, status)
+        await store.set_dispatch_status(tx.conn, dispatch.id, status, resolved_at=tx.time)
         detail = {"department": r.department, "result": r.result}
         if dispatch.role != "lead":  # 协同处置: assisting departments' results are recorded
             await d.record(tx, order.id, "dispatch.resolved", order.status, order.level, detail)
@@ -264,6 +318,7 @@ def routes(ref: Jurisdiction, limits: dict[Urgency, TimeLimit]) -> list[Route]:
         if order.status != "resolved":
             raise Refused(f"work order {order.id} is {order.status}; feedback applies to a resolved order")
         detail = {"satisfaction": f.satisfaction, "resolved": f.resolved}
+        await store.update_order(tx.conn, order.id, satisfaction=f.satisfaction)
         if f.resolved and f.satisfaction != "dissatisfied":
             await d.cancel_open(tx, order.id, "closed")
             await store.update_order(tx.conn, order.id, status="closed", updated_at=tx.time)
@@ -285,6 +340,18 @@ def routes(ref: Jurisdiction, limits: dict[Urgency, TimeLimit]) -> list[Route]:
         else:
             await d.dispatch_at(tx, order, order.level, shorter=True)
 
+    async def on_cluster(tx: Tx, a: ClusterDetected) -> None:
+        """工单预警: the street coordinates a concentrated cluster; its open orders go up to it now,
+        and new ones of the cluster start there."""
+        if a.community is None:
+            return
+        await store.note_cluster(tx.conn, a.community, a.category, tx.time)
+        reason = f"cluster: {a.count} reports of {a.category} in {a.window_minutes} minutes"
+        for order_id in a.work_order_ids:
+            order = await store.lock_order(tx.conn, order_id)
+            if order and order.status in OPEN_STATUSES and LEVELS.index(order.level) < LEVELS.index("street"):
+                await d.escalate(tx, order, "street", reason)
+
     async def on_escalation(tx: Tx, c: EscalationRequested) -> None:
         order = await _order(tx, c.work_order_id)
         if order.status not in OPEN_STATUSES or order.level != c.from_level:
@@ -302,4 +369,26 @@ def routes(ref: Jurisdiction, limits: dict[Urgency, TimeLimit]) -> list[Route]:
         Route(responses, "dispatch.resolved", DispatchResolved, on_resolved),
         Route(contract.FEEDBACK, "resident.feedback.received", ResidentFeedback, on_feedback),
         Route(contract.ESCALATION_COMMANDS, "escalation.requested", EscalationRequested, on_escalation),
+        Route(contract.ALERTS, "alert.cluster_detected", ClusterDetected, on_cluster),
     ]
+
+
+async def publish_rates(svc: Service) -> None:
+    """Background task: keep the three rates (三率) current as Prometheus gauges."""
+    while True:
+        try:
+            async with svc.engine.connect() as conn:
+                counts = await store.rate_counts(conn)
+            for scope in ("department", "community"):
+                for name, dispatched, signed, due, resolved in counts[scope]:
+                    metrics.RATES.labels("response", scope, name).set(
+                        signed / dispatched if dispatched else 1
+                    )
+                    metrics.RATES.labels("resolution", scope, name).set(resolved / due if due else 1)
+                for name, rated, satisfied in counts[f"{scope}_satisfaction"]:
+                    metrics.RATES.labels("satisfaction", scope, name).set(satisfied / rated if rated else 1)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("rates not updated", error=str(exc)[:300])
+        await asyncio.sleep(svc.settings.rates_interval_seconds)

@@ -5,7 +5,19 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, Identity, Integer, String, Text, func, select, update
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    Identity,
+    Integer,
+    String,
+    Text,
+    func,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -47,6 +59,7 @@ class Order(Model):
     location: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     contact: Mapped[dict[str, Any] | None] = mapped_column(JSONB)  # masked only
     reopen_count: Mapped[int] = mapped_column(Integer, default=0)
+    satisfaction: Mapped[str | None] = mapped_column(String(24))  # the resident's last answer
     opened_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
@@ -64,6 +77,19 @@ class Dispatch(Model):
     accept_by: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     resolve_by: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    accepted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    extended: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Cluster(Model):
+    """Concentrated complaints (工单预警) seen on alerts.v1: new orders there start at the street."""
+
+    __tablename__ = "clusters"
+
+    community: Mapped[str] = mapped_column(String(100), primary_key=True)
+    category: Mapped[str] = mapped_column(String(64), primary_key=True)
+    alerted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class History(Model):
@@ -138,3 +164,70 @@ async def record(conn: AsyncConnection, **values: Any) -> None:
 async def timeline(conn: AsyncConnection, order_id: str) -> list[Row[Any]]:
     stmt = select(History).where(History.work_order_id == order_id).order_by(History.id)
     return list((await conn.execute(stmt)).all())
+
+
+async def returned_by(conn: AsyncConnection, order_id: str) -> frozenset[str]:
+    """Departments that returned (退单) this order."""
+    stmt = select(Dispatch.department).where(
+        Dispatch.work_order_id == order_id, Dispatch.status == "rejected"
+    )
+    return frozenset(row[0] for row in await conn.execute(stmt))
+
+
+async def note_cluster(conn: AsyncConnection, community: str, category: str, at: datetime) -> None:
+    stmt = insert(Cluster).values(community=community, category=category, alerted_at=at)
+    await conn.execute(
+        stmt.on_conflict_do_update(index_elements=["community", "category"], set_={"alerted_at": at})
+    )
+
+
+_IN_CLUSTER = text(
+    "SELECT 1 FROM clusters WHERE community = :community AND category = :category AND alerted_at > :since"
+)
+
+
+async def in_cluster(conn: AsyncConnection, community: str | None, category: str, since: datetime) -> bool:
+    if community is None:
+        return False
+    params = {"community": community, "category": category, "since": since}
+    return (await conn.execute(_IN_CLUSTER, params)).first() is not None
+
+
+# The three rates (三率), over the dispatches of the last 30 days; see README for the definitions.
+_RATES_BY_DEPARTMENT = text("""
+    SELECT department,
+           count(*),
+           count(*) FILTER (WHERE accepted_at IS NOT NULL AND accepted_at <= accept_by),
+           count(*) FILTER (WHERE role = 'lead' AND (status = 'resolved' OR resolve_by <= now())),
+           count(*) FILTER (WHERE role = 'lead' AND status = 'resolved' AND resolved_at <= resolve_by)
+    FROM dispatches WHERE created_at > now() - interval '30 days' GROUP BY department
+""")
+_RATES_BY_COMMUNITY = text("""
+    SELECT coalesce(o.community, '(unplaced)'),
+           count(*),
+           count(*) FILTER (WHERE d.accepted_at IS NOT NULL AND d.accepted_at <= d.accept_by),
+           count(*) FILTER (WHERE d.role = 'lead' AND (d.status = 'resolved' OR d.resolve_by <= now())),
+           count(*) FILTER (WHERE d.role = 'lead' AND d.status = 'resolved' AND d.resolved_at <= d.resolve_by)
+    FROM dispatches d JOIN orders o ON o.id = d.work_order_id
+    WHERE d.created_at > now() - interval '30 days' GROUP BY 1
+""")
+_SATISFACTION_BY_DEPARTMENT = text("""
+    SELECT d.department, count(*),
+           count(*) FILTER (WHERE o.satisfaction IN ('satisfied', 'basically_satisfied'))
+    FROM orders o JOIN dispatches d ON d.work_order_id = o.id AND d.role = 'lead' AND d.status = 'resolved'
+    WHERE o.satisfaction IS NOT NULL AND o.updated_at > now() - interval '30 days' GROUP BY 1
+""")
+_SATISFACTION_BY_COMMUNITY = text("""
+    SELECT coalesce(community, '(unplaced)'), count(*),
+           count(*) FILTER (WHERE satisfaction IN ('satisfied', 'basically_satisfied'))
+    FROM orders WHERE satisfaction IS NOT NULL AND updated_at > now() - interval '30 days' GROUP BY 1
+""")
+
+
+async def rate_counts(conn: AsyncConnection) -> dict[str, list[tuple[Any, ...]]]:
+    return {
+        "department": [tuple(r) for r in await conn.execute(_RATES_BY_DEPARTMENT)],
+        "community": [tuple(r) for r in await conn.execute(_RATES_BY_COMMUNITY)],
+        "department_satisfaction": [tuple(r) for r in await conn.execute(_SATISFACTION_BY_DEPARTMENT)],
+        "community_satisfaction": [tuple(r) for r in await conn.execute(_SATISFACTION_BY_COMMUNITY)],
+    }

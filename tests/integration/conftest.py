@@ -21,6 +21,7 @@ TEST_ENV = {
         ' "normal": {"accept": "PT120S", "resolve": "PT300S"}}'
     ),
     "TIMER_INTERVAL_SECONDS": "0.2",
+    "RATES_INTERVAL_SECONDS": "1",
 }
 
 

@@ -2,64 +2,15 @@
 
 from __future__ import annotations
 
-import uuid
-from typing import Any
-
 import orjson
 import pytest
 
 from shared import contract
 from tests.integration.bus import Bus, Seen, cloud_event
+from tests.integration.flows import PHONE, about, call, dead_letters, dispatched, of_order, respond, uid
 from tools.stack import Stack
 
 pytestmark = pytest.mark.integration
-PHONE = "13812345678"
-
-
-def uid(prefix: str = "T") -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:12]}"
-
-
-def call(
-    call_id: str, compound: str = "菁华公寓", problem: str = "3号楼暖气不热，屋里才十五度", **data: Any
-) -> dict[str, Any]:
-    """A call about a problem at a compound; tests use compounds of their own, since repeats of one
-    open problem at one compound are merged (并单)."""
-    body = {
-        "call_id": call_id,
-        "channel": "phone",
-        "content": compound + problem,
-        "caller": {"name": "孙大爷", "phone": PHONE},
-        "address": compound,
-    } | data
-    return cloud_event("hotline.call.received", body, subject=call_id)
-
-
-def about(order: str) -> Any:
-    return lambda s: s.data["work_order_id"] == order
-
-
-def of_order(order: str, type: str) -> Any:
-    return lambda s: s.type == type and s.data["work_order_id"] == order
-
-
-async def dispatched(bus: Bus, order: str) -> list[Seen]:
-    """The lifecycle event of the first dispatch and the dispatches it sent."""
-    [event] = await bus.wait_for(of_order(order, "workorder.dispatched"))
-    count = len(event.data["dispatches"])
-    return await bus.wait_for(of_order(order, "dispatch.assigned"), count=count)
-
-
-async def respond(bus: Bus, type: str, dispatch: dict[str, Any], **extra: Any) -> dict[str, Any]:
-    data = {k: dispatch[k] for k in ("dispatch_id", "work_order_id", "department")} | extra
-    event = cloud_event(type, data, subject=dispatch["work_order_id"])
-    await bus.send(contract.DISPATCH_RESPONSES, dispatch["work_order_id"], event)
-    return event
-
-
-async def dead_letters(bus: Bus, key: str, count: int) -> list[dict[str, Any]]:
-    found = await bus.wait_for(lambda s: s.topic == contract.DEADLETTER and s.key == key, count=count)
-    return [s.data for s in found]
 
 
 async def test_a_call_reaches_a_department_and_ends_closed(bus: Bus) -> None:
