@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from faststream.asgi import AsgiFastStream
 
 from shared import contract
@@ -30,4 +32,5 @@ def create_app(settings: Settings) -> tuple[AsgiFastStream, Service]:
             *(contract.department_topic(d.code) for d in ref.departments),
         ],
         tasks=[handlers.publish_rates],
+        unit=handlers.DispatchUnit(timedelta(minutes=settings.cluster_window_minutes)),
     )

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass, field
 from datetime import timedelta
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared import contract, metrics
 from shared.contract import (
@@ -27,7 +30,7 @@ from shared.contract import (
     WorkOrderData,
 )
 from shared.logs import get_logger
-from shared.messaging import Refused, Route, Tx
+from shared.messaging import Decoded, OutboxMessage, Refused, Route, Tx
 from shared.reference import LEVELS, Jurisdiction, TimeLimit, next_level
 from shared.service import Service
 from shared.settings import Settings
@@ -64,6 +67,40 @@ def lifecycle(order: Row[Any], caused_by: str, **changes: Any) -> WorkOrderData:
         "caused_by": caused_by,
     }
     return WorkOrderData.model_validate(values | changes)
+
+
+@dataclass
+class DispatchBatch:
+    """New orders of one batch, decided in memory and written together (DispatchUnit.close)."""
+
+    existing: set[str]
+    clustered: set[tuple[str, str]]
+    orders: dict[str, dict[str, Any]] = field(default_factory=dict)
+    dispatches: list[dict[str, Any]] = field(default_factory=list)
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+class DispatchUnit:
+    """The hot path, new orders from intake, set-based: which already exist and which clusters are
+    active are loaded once per batch; the rows are written once per batch."""
+
+    def __init__(self, cluster_window: timedelta) -> None:
+        self.cluster_window = cluster_window
+
+    async def open(self, conn: AsyncConnection, messages: list[Decoded]) -> DispatchBatch:
+        opened = [(m.data, m.event.time) for m in messages if isinstance(m.data, OrderOpened)]
+        if not opened:
+            return DispatchBatch(set(), set())
+        pairs = sorted({(o.community, o.category) for o, _ in opened if o.community})
+        since = min(at for _, at in opened) - self.cluster_window
+        return DispatchBatch(
+            existing=await store.existing_orders(conn, [o.work_order_id for o, _ in opened]),
+            clustered=await store.clusters_among(conn, pairs, since) if pairs else set(),
+        )
+
+    async def close(self, conn: AsyncConnection, batch: DispatchBatch) -> list[OutboxMessage]:
+        await store.save_new(conn, list(batch.orders.values()), batch.dispatches, batch.history)
+        return []
 
 
 class Dispatcher:
@@ -161,17 +198,21 @@ class Dispatcher:
                     "resolve_by": resolve_by.isoformat(),
                 }
             )
-        await store.add_dispatches(tx.conn, rows)
-        await store.update_order(tx.conn, order.id, status="dispatched", level=level, updated_at=tx.time)
+        staged: DispatchBatch | None = tx.batch if new else None
+        if staged is not None:  # a new order of this batch: written with the batch
+            staged.dispatches += rows
+            staged.orders[order.id].update(status="dispatched", level=level)
+        else:
+            await store.add_dispatches(tx.conn, rows)
+            await store.update_order(tx.conn, order.id, status="dispatched", level=level, updated_at=tx.time)
         tx.publish(
             contract.WORKORDER_EVENTS,
             order.id,
             "workorder.dispatched",
             lifecycle(order, tx.event.id, status="dispatched", level=level, dispatches=summaries),
         )
-        await self.record(
-            tx, order.id, "workorder.dispatched", "dispatched", level, {"dispatches": summaries}
-        )
+        detail = {"dispatches": summaries}
+        await self.record(tx, order.id, "workorder.dispatched", "dispatched", level, detail, staged)
 
     async def cancel_open(self, tx: Tx, order_id: str, reason: str) -> None:
         for d in await store.open_dispatches(tx.conn, order_id):
@@ -189,18 +230,28 @@ class Dispatcher:
         await self.dispatch_at(tx, order, to_level)
 
     async def record(
-        self, tx: Tx, order_id: str, event: str, status: str, level: str, detail: dict[str, Any] | None = None
+        self,
+        tx: Tx,
+        order_id: str,
+        event: str,
+        status: str,
+        level: str,
+        detail: dict[str, Any] | None = None,
+        staged: DispatchBatch | None = None,
     ) -> None:
-        await store.record(
-            tx.conn,
-            work_order_id=order_id,
-            at=tx.time,
-            event=event,
-            status=status,
-            level=level,
-            caused_by=tx.event.id,
-            detail=detail,
-        )
+        row = {
+            "work_order_id": order_id,
+            "at": tx.time,
+            "event": event,
+            "status": status,
+            "level": level,
+            "caused_by": tx.event.id,
+            "detail": detail,
+        }
+        if staged is not None:
+            staged.history.append(row)
+        else:
+            await store.record(tx.conn, **row)
 
 
 async def _order(tx: Tx, order_id: str) -> Row[Any]:
@@ -237,7 +288,11 @@ def routes(ref: Jurisdiction, settings: Settings) -> list[Route]:
     d = Dispatcher(ref, settings)
 
     async def on_opened(tx: Tx, o: OrderOpened) -> None:
-        clustered = await store.in_cluster(tx.conn, o.community, o.category, tx.time - d.cluster_window)
+        batch: DispatchBatch = tx.batch
+        if o.work_order_id in batch.existing:
+            return  # dispatch has it already (intake re-sent it)
+        batch.existing.add(o.work_order_id)
+        clustered = (o.community, o.category) in batch.clustered
         level = initial_level(
             OrderFacts(o.category, o.urgency, o.community, o.property_company), ref, clustered
         )
@@ -246,12 +301,12 @@ def routes(ref: Jurisdiction, settings: Settings) -> list[Route]:
             "status": "new",
             "level": level,
             "contact": o.contact.model_dump() if o.contact else None,
+            "reopen_count": 0,
             "opened_at": tx.time,
             "updated_at": tx.time,
         }
-        order = await store.insert_order(tx.conn, values)
-        if order is not None:  # else: dispatch has it already (intake re-sent it)
-            await d.dispatch_at(tx, order, level, new=True)
+        batch.orders[o.work_order_id] = values
+        await d.dispatch_at(tx, SimpleNamespace(**values), level, new=True)  # type: ignore[arg-type]
 
     async def on_accepted(tx: Tx, r: DispatchAccepted) -> None:
         dispatch, order, status = await _checked_dispatch(tx, r)
@@ -346,6 +401,7 @@ def routes(ref: Jurisdiction, settings: Settings) -> list[Route]:
         if a.community is None:
             return
         await store.note_cluster(tx.conn, a.community, a.category, tx.time)
+        tx.batch.clustered.add((a.community, a.category))
         reason = f"cluster: {a.count} reports of {a.category} in {a.window_minutes} minutes"
         for order_id in a.work_order_ids:
             order = await store.lock_order(tx.conn, order_id)

@@ -231,3 +231,37 @@ async def rate_counts(conn: AsyncConnection) -> dict[str, list[tuple[Any, ...]]]
         "department_satisfaction": [tuple(r) for r in await conn.execute(_SATISFACTION_BY_DEPARTMENT)],
         "community_satisfaction": [tuple(r) for r in await conn.execute(_SATISFACTION_BY_COMMUNITY)],
     }
+
+
+_EXISTING = text("SELECT id FROM orders WHERE id = ANY(CAST(:ids AS text[]))")
+_CLUSTERS_AMONG = text(
+    "SELECT community, category FROM clusters "
+    "JOIN unnest(CAST(:communities AS text[]), CAST(:categories AS text[])) AS k(community, category) "
+    "USING (community, category) WHERE alerted_at > :since"
+)
+
+
+async def existing_orders(conn: AsyncConnection, ids: list[str]) -> set[str]:
+    return {row[0] for row in await conn.execute(_EXISTING, {"ids": ids})}
+
+
+async def clusters_among(
+    conn: AsyncConnection, pairs: list[tuple[str, str]], since: datetime
+) -> set[tuple[str, str]]:
+    params = {"communities": [p[0] for p in pairs], "categories": [p[1] for p in pairs], "since": since}
+    return {(community, category) for community, category in await conn.execute(_CLUSTERS_AMONG, params)}
+
+
+async def save_new(
+    conn: AsyncConnection,
+    orders: list[dict[str, Any]],
+    dispatches: list[dict[str, Any]],
+    history: list[dict[str, Any]],
+) -> None:
+    """A batch's new orders with their first dispatches and history, in three statements."""
+    if orders:
+        await conn.execute(insert(Order).on_conflict_do_nothing(), orders)
+    if dispatches:
+        await conn.execute(_INSERT_DISPATCHES, dispatches)
+    if history:
+        await conn.execute(_INSERT_HISTORY, history)
