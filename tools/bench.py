@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import orjson
 from aiokafka import AIOKafkaProducer
 
@@ -272,6 +273,7 @@ def main(
         ref = load_jurisdiction(path)
         report = asyncio.run(bench(stack.settings, calls, steady_rate, steady_seconds))
         report["jurisdiction"] = {"grids": len(ref.places_by_grid), "compounds": len(ref.compounds)}
+        report["busy_seconds"] = busy_seconds(stack)
         # Intake by itself: the services behind it stopped, so that it has the machine to itself.
         downstream = ("dispatch", "escalation", "notify")
         for service in downstream:
@@ -280,6 +282,22 @@ def main(
         return report
     finally:
         stack.down()
+
+
+def busy_seconds(stack: Stack) -> dict[str, float]:
+    """Seconds each service spent applying batches during the run: the busiest is the bottleneck."""
+    busy = {}
+    for service in ("intake", "dispatch", "escalation", "notify"):
+        text = httpx.get(f"http://127.0.0.1:{stack.port(service)}/metrics", timeout=5).text
+        busy[service] = round(
+            sum(
+                float(line.split()[-1])
+                for line in text.splitlines()
+                if line.startswith("whistle_batch_seconds_sum")
+            ),
+            2,
+        )
+    return busy
 
 
 def write_report(report: dict[str, Any]) -> Path:

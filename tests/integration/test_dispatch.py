@@ -153,3 +153,18 @@ async def metrics_with(url: str, wanted: list[str], within: float = 30) -> str:
             if all(w in text for w in wanted):
                 return text
             await asyncio.sleep(0.2)  # polling for a condition, under the deadline above
+
+
+async def test_one_command_prints_an_orders_timeline_with_its_causes(bus: Bus, stack: Stack) -> None:
+    call_id = uid()
+    order = f"WO-H-{call_id}"
+    await bus.send(contract.HOTLINE_CALLS, call_id, call(call_id, "泰山小区", "楼上漏水把我家天花板泡了"))
+    lead = lead_of(await dispatched(bus, order))
+    accepted = await respond(bus, "dispatch.accepted", lead)
+    await bus.wait_for(of_order(order, "workorder.accepted"))
+
+    from tools.report import timeline
+
+    rows = await timeline(stack.settings, order)
+    assert [r.event for r in rows] == ["workorder.dispatched", "dispatch.accepted"]
+    assert rows[-1].caused_by == accepted["id"] and rows[-1].status == "accepted"

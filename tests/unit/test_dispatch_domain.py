@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -12,6 +13,7 @@ from services.dispatch.domain import (
     OrderFacts,
     assignees,
     deadlines,
+    extension_allowed,
     initial_level,
     respond,
     time_limit,
@@ -144,3 +146,52 @@ def test_refused_transitions(status: str, response: str) -> None:
 
 def test_nothing_leaves_resolved() -> None:
     assert not [key for key in TRANSITIONS if key[0] == "resolved"]
+
+
+@pytest.mark.parametrize(
+    ("order", "clustered", "level"),
+    [
+        # An emergency is not left to the property company alone.
+        (replace(facts("elevator", company="yeda_wuye"), urgency="emergency"), False, "community"),
+        (replace(facts("heating"), urgency="emergency"), False, "community"),
+        (replace(facts("illegal_building"), urgency="emergency"), False, "street"),
+        # A cluster of complaints (工单预警) is coordinated by the street.
+        (facts("heating"), True, "street"),
+        (facts("property_service", company="yeda_wuye"), True, "street"),
+        (facts("illegal_building"), True, "street"),
+    ],
+)
+def test_urgency_and_clusters_raise_the_starting_level(
+    ref: Jurisdiction, order: OrderFacts, clustered: bool, level: Level
+) -> None:
+    assert initial_level(order, ref, clustered) == level
+
+
+@pytest.mark.parametrize(
+    ("returned", "expected"),
+    [
+        (frozenset(), [("jiaojing", "lead"), ("community_desk", "assist")]),
+        (frozenset({"jiaojing"}), [("community_desk", "lead")]),  # the next candidate leads
+        (frozenset({"jiaojing", "community_desk"}), []),  # nobody left: the order goes up
+    ],
+)
+def test_departments_that_returned_an_order_are_passed_over(
+    ref: Jurisdiction, returned: frozenset[str], expected: list[tuple[str, str]]
+) -> None:
+    assert assignees(facts("illegal_parking"), "community", ref, returned) == expected
+
+
+@pytest.mark.parametrize(
+    ("requested_after", "extended", "granted"),
+    [
+        (timedelta(hours=1), False, True),
+        (timedelta(days=7), False, True),  # exactly the time first allowed
+        (timedelta(days=7, seconds=1), False, False),
+        (timedelta(0), False, False),  # not later than now
+        (timedelta(hours=1), True, False),  # only once
+    ],
+)
+def test_extension_policy(requested_after: timedelta, extended: bool, granted: bool) -> None:
+    resolve_by = AT + timedelta(days=7)
+    refusal = extension_allowed(AT, resolve_by, resolve_by + requested_after, extended, max_factor=1.0)
+    assert (refusal is None) == granted
