@@ -25,6 +25,8 @@ async def _rows(settings: Settings, service: str, sql: str, **params: Any) -> Se
 class Summary:
     orders: int = 0
     closed_on_site: int = 0
+    merged: int = 0
+    cluster_alerts: int = 0
     by_status: dict[str, int] = field(default_factory=dict)
     by_department: list[tuple[str, int, int]] = field(default_factory=list)  # dept, dispatches, resolved
     escalations: list[tuple[str, str, int]] = field(default_factory=list)  # level, reason, count
@@ -39,9 +41,15 @@ class Summary:
 async def summary(settings: Settings) -> Summary:
     s = Summary()
     intake = await _rows(
-        settings, "intake", "SELECT count(*), count(*) FILTER (WHERE closed_on_site) FROM work_orders"
+        settings,
+        "intake",
+        "SELECT count(*), count(*) FILTER (WHERE closed_on_site), count(*) FILTER (WHERE status = 'merged') "
+        "FROM work_orders",
     )
-    s.orders, s.closed_on_site = intake[0]
+    s.orders, s.closed_on_site, s.merged = intake[0]
+    s.cluster_alerts = (
+        await _rows(settings, "intake", "SELECT count(*) FROM outbox WHERE topic = 'alerts.v1'")
+    )[0][0]
     s.by_status = dict(await _rows(settings, "dispatch", "SELECT status, count(*) FROM orders GROUP BY 1"))
     s.by_department = [
         tuple(r)

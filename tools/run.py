@@ -70,8 +70,9 @@ async def play(stack: Stack, records: list[Record], speed: float, wait_seconds: 
 def show(s: Summary, seconds: float) -> None:
     console.rule("[bold]Whistle: the morning of 2026-11-21, summary")
     console.print(
-        f"{s.orders} work orders ({s.closed_on_site} handled on the spot by grid workers), "
-        f"{s.dead_letters} dead letters, {seconds:.0f}s"
+        f"{s.orders} reports: {s.orders - s.merged} work orders ({s.closed_on_site} handled on the spot by "
+        f"grid workers), {s.merged} repeats merged into open orders (并单), {s.cluster_alerts} cluster "
+        f"alerts (工单预警), {s.dead_letters} dead letters, {seconds:.0f}s"
     )
     by_status = Table("status", "orders", title="Dispatched orders by status")
     for status, n in sorted(s.by_status.items()):

@@ -38,6 +38,7 @@ class Simulator:
     reaction_seconds: float = 0.5
     counts: Counter[str] = field(default_factory=Counter)
     _dissatisfied: set[str] = field(default_factory=set)
+    _cancelled: set[str] = field(default_factory=set)
 
     async def run(self, stop: asyncio.Event) -> None:
         consumer = make_consumer(
@@ -65,7 +66,9 @@ class Simulator:
 
     async def _react(self, producer: AIOKafkaProducer, topic: str, event: dict[str, Any]) -> None:
         data = event["data"]
-        if event["type"] == "dispatch.assigned":
+        if event["type"] == "dispatch.cancelled":
+            self._cancelled.add(data["dispatch_id"])  # taken back: a department stops working on it
+        elif event["type"] == "dispatch.assigned":
             if (
                 data["attempt"] == 1
                 and data["level"] != "district"
@@ -74,9 +77,11 @@ class Simulator:
                 self.counts["left unanswered"] += 1
                 return  # a department that does not sign for it in time
             await asyncio.sleep(self.reaction_seconds)  # a person reading the new work
-            await self._respond(producer, "dispatch.accepted", data, note="已签收，安排人员处理")
+            if data["dispatch_id"] not in self._cancelled:
+                await self._respond(producer, "dispatch.accepted", data, note="已签收，安排人员处理")
             await asyncio.sleep(self.reaction_seconds)
-            await self._respond(producer, "dispatch.resolved", data, result="已上门处理，问题已解决")
+            if data["dispatch_id"] not in self._cancelled:
+                await self._respond(producer, "dispatch.resolved", data, result="已上门处理，问题已解决")
         elif event["type"] == "workorder.resolved":
             order = data["work_order_id"]
             unhappy = _bucket(order, self.unhappy_every) and order not in self._dissatisfied
