@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import date, timedelta
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from shared.calendar import Calendar
 from shared.textindex import PhraseIndex
 
 FORMAT = "whistle.jurisdiction/1"
@@ -125,6 +126,14 @@ class TimeLimit(_Model):
     resolve: timedelta
 
 
+class CalendarPolicy(_Model):
+    """How time limits are counted: calendar time, or working days with holidays and make-up days."""
+
+    counting: Literal["calendar", "working"] = "calendar"
+    holidays: tuple[date, ...] = ()
+    workdays: tuple[date, ...] = ()
+
+
 class Jurisdiction(_Model):
     format: Literal["whistle.jurisdiction/1"]
     version: str = Field(min_length=1)
@@ -135,6 +144,7 @@ class Jurisdiction(_Model):
     categories: tuple[Category, ...] = Field(min_length=1)
     duties: tuple[Duty, ...] = ()
     time_limits: dict[Urgency, TimeLimit]
+    calendar: CalendarPolicy = CalendarPolicy()
     triage: dict[Literal["community", "street"], str] = Field(
         description="department code of the triage desk for unplaced or uncategorised orders"
     )
@@ -271,3 +281,13 @@ def load_jurisdiction(path: Path) -> Jurisdiction:
 
 
 DEFAULT_JURISDICTION = Path(__file__).parent / "data" / "yantai.json"
+
+
+def calendar_of(ref: Jurisdiction, counting: str | None = None) -> Calendar:
+    """The jurisdiction's calendar; ``counting`` (from settings) overrides how limits are counted."""
+    return Calendar(
+        counting=(counting or ref.calendar.counting),  # type: ignore[arg-type]
+        timezone=ref.timezone,
+        holidays=frozenset(ref.calendar.holidays),
+        workdays=frozenset(ref.calendar.workdays),
+    )

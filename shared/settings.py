@@ -40,6 +40,8 @@ class Settings(BaseSettings):
     # Overrides the jurisdiction's time-limit policy, e.g.
     # TIME_LIMITS='{"normal": {"accept": "PT5S", "resolve": "PT30S"}}'
     time_limits: dict[Urgency, TimeLimit] = {}
+    # "calendar" or "working" (working days, with the jurisdiction's holidays); default: the jurisdiction's.
+    time_counting: Literal["calendar", "working"] | None = None
 
     # Batching: a batch is one transaction and one offset commit.
     batch_max_records: int = 500

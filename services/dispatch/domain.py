@@ -6,10 +6,12 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from shared import reference
+from shared.calendar import Calendar
 from shared.contract import Level, Urgency
 from shared.reference import LEVELS, Jurisdiction, TimeLimit
 
 Role = str  # "lead" | "assist"
+CALENDAR_TIME = Calendar()
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,8 +90,11 @@ def time_limit(urgency: Urgency, ref: Jurisdiction, overrides: dict[Urgency, Tim
     return overrides.get(urgency) or ref.time_limits[urgency]
 
 
-def deadlines(at: datetime, limit: TimeLimit) -> tuple[datetime, datetime]:
-    return at + limit.accept, at + limit.resolve
+def deadlines(
+    at: datetime, limit: TimeLimit, calendar: Calendar = CALENDAR_TIME
+) -> tuple[datetime, datetime]:
+    """Accept-by and resolve-by, counted in calendar or working time."""
+    return calendar.add(at, limit.accept), calendar.add(at, limit.resolve)
 
 
 class InvalidTransition(ValueError):

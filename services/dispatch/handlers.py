@@ -31,7 +31,7 @@ from shared.contract import (
 )
 from shared.logs import get_logger
 from shared.messaging import Decoded, OutboxMessage, Refused, Route, Tx
-from shared.reference import LEVELS, Jurisdiction, TimeLimit, next_level
+from shared.reference import LEVELS, Jurisdiction, TimeLimit, calendar_of, next_level
 from shared.service import Service
 from shared.settings import Settings
 
@@ -111,6 +111,7 @@ class Dispatcher:
         self.limits = settings.time_limits
         self.extension_max_factor = settings.extension_max_factor
         self.cluster_window = timedelta(minutes=settings.cluster_window_minutes)
+        self.calendar = calendar_of(ref, settings.time_counting)
 
     async def dispatch_at(
         self,
@@ -151,7 +152,7 @@ class Dispatcher:
         limit = time_limit(order.urgency, self.ref, self.limits)
         if shorter:  # 重办: a reopened order gets half the time
             limit = TimeLimit(accept=limit.accept / 2, resolve=limit.resolve / 2)
-        accept_by, resolve_by = deadlines(tx.time, limit)
+        accept_by, resolve_by = deadlines(tx.time, limit, self.calendar)
         attempts = {} if new else await store.attempts_by_department(tx.conn, order.id)
         number = sum(attempts.values())
         rows, summaries = [], []

@@ -5,7 +5,7 @@ from __future__ import annotations
 from faststream.asgi import AsgiFastStream
 
 from shared import contract
-from shared.reference import load_jurisdiction
+from shared.reference import calendar_of, load_jurisdiction
 from shared.service import Service, build_service
 from shared.settings import Settings
 
@@ -21,7 +21,7 @@ def create_app(settings: Settings) -> tuple[AsgiFastStream, Service]:
         settings,
         inbox=store.Inbox.__table__,  # type: ignore[arg-type]
         outbox=store.Outbox.__table__,  # type: ignore[arg-type]
-        routes=handlers.routes(settings.reminder_at),
+        routes=handlers.routes(settings.reminder_at, calendar_of(ref, settings.time_counting)),
         strict_topics=[],
         publishes=[
             contract.ALERTS,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from shared.calendar import Calendar
 from shared.contract import Level
 from shared.reference import next_level
 
@@ -16,9 +17,9 @@ class Deadline:
     due_at: datetime
 
 
-def remind_at(deadline: Deadline, share: float) -> datetime:
-    """督办 comes before the deadline, at a share of the time allowed."""
-    return deadline.started_at + (deadline.due_at - deadline.started_at) * share
+def remind_at(deadline: Deadline, share: float, calendar: Calendar = Calendar()) -> datetime:
+    """督办 comes before the deadline, at a share of the time allowed (counted as the limit was)."""
+    return calendar.share(deadline.started_at, deadline.due_at, share)
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy.engine import Row
 
 from shared import contract, metrics
+from shared.calendar import Calendar
 from shared.clock import Clock, WallClock
 from shared.contract import (
     DeadlineMoved,
@@ -36,7 +37,7 @@ STOPS_ALL = (
 )
 
 
-def routes(reminder_share: float) -> list[Route]:
+def routes(reminder_share: float, calendar: Calendar) -> list[Route]:
     async def on_dispatched(tx: Tx, e: WorkOrderData) -> None:
         rows = []
         for d in e.dispatches or []:
@@ -53,7 +54,7 @@ def routes(reminder_share: float) -> list[Route]:
                         "kind": kind,
                         "started_at": deadline.started_at,
                         "due_at": deadline.due_at,
-                        "remind_at": remind_at(deadline, reminder_share),
+                        "remind_at": remind_at(deadline, reminder_share, calendar),
                         "reminded": False,
                         "state": "open",
                     }
@@ -70,7 +71,7 @@ def routes(reminder_share: float) -> list[Route]:
         clock = await store.get(tx.conn, f"{m.dispatch_id}:resolve")
         if clock is not None:
             deadline = Deadline("resolve", clock.started_at, m.resolve_by)
-            await store.move(tx.conn, clock.id, m.resolve_by, remind_at(deadline, reminder_share))
+            await store.move(tx.conn, clock.id, m.resolve_by, remind_at(deadline, reminder_share, calendar))
 
     events = contract.WORKORDER_EVENTS
     return [
