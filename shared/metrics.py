@@ -57,3 +57,14 @@ RATES = Gauge(
     ["rate", "scope", "name"],
     registry=REGISTRY,
 )
+BREACHES = Counter(
+    "whistle_breaches",
+    "Deadlines missed, by department and deadline (accept, resolve)",
+    ["department", "deadline"],
+    registry=REGISTRY,
+)
+OLDEST_OVERDUE = Gauge(
+    "whistle_oldest_overdue_seconds",
+    "Business seconds the oldest open clock is past its deadline (0 when the clock loop keeps up)",
+    registry=REGISTRY,
+)

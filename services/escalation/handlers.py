@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared import contract, metrics
 from shared.calendar import Calendar
@@ -20,14 +21,15 @@ from shared.contract import (
     derived_id,
 )
 from shared.logs import get_logger
-from shared.messaging import OutboxMessage, Route, Tx, outbox_message, stage
+from shared.messaging import Decoded, OutboxMessage, Route, Tx, outbox_message, stage
 from shared.service import Service
 
 from . import store
-from .domain import Deadline, on_breach, remind_at
+from .domain import Deadline, business_now, on_breach, remind_at
 
 log = get_logger(__name__)
 SOURCE = "whistle/escalation"
+MAX_AHEAD = timedelta(minutes=5)
 STOPS_ALL = (
     "workorder.resolved",
     "workorder.closed",
@@ -156,10 +158,25 @@ def _fire(clock: Row[Any], now: datetime) -> tuple[list[OutboxMessage], dict[str
     return messages, {"state": "fired"}, True
 
 
-async def fire_due_once(svc: Service, clock: Clock) -> int:
-    """Fire what is due now in one transaction; returns how many clocks were handled."""
-    now = clock.now()
+class ClockUnit:
+    """Advances the business clock once per batch, to the latest event time of the batch."""
+
+    def __init__(self, wall: Clock) -> None:
+        self.wall = wall
+
+    async def open(self, conn: AsyncConnection, messages: list[Decoded]) -> datetime | None:
+        return max((m.event.time for m in messages), default=None)
+
+    async def close(self, conn: AsyncConnection, latest: datetime | None) -> list[OutboxMessage]:
+        if latest is not None:
+            await store.advance_clock(conn, latest, self.wall.now())
+        return []
+
+
+async def fire_due_once(svc: Service, wall: Clock) -> int:
+    """Fire what is due now (business time) in one transaction; returns how many clocks were handled."""
     async with svc.engine.begin() as conn:
+        now = business_now(await store.read_clock(conn), wall.now(), MAX_AHEAD)
         due = await store.claim_due(conn, now)
         escalated: set[str] = set()
         messages: list[OutboxMessage] = []
@@ -170,10 +187,13 @@ async def fire_due_once(svc: Service, clock: Clock) -> int:
             messages.extend(events)
             await store.mark(conn, row.id, **changes)
             if breached:
+                metrics.BREACHES.labels(row.department, row.kind).inc()
                 escalated.add(row.work_order_id)
                 await store.stop(conn, row.work_order_id)
         await stage(conn, svc.consumer.outbox, messages)
-        metrics.OPEN_CLOCKS.set(await store.open_count(conn))
+        running, oldest = await store.open_clocks(conn, now)
+    metrics.OPEN_CLOCKS.set(running)
+    metrics.OLDEST_OVERDUE.set((now - oldest).total_seconds() if oldest else 0)
     if messages:
         svc.relay.notify()
     return len(due)
@@ -181,10 +201,10 @@ async def fire_due_once(svc: Service, clock: Clock) -> int:
 
 async def fire_due(svc: Service) -> None:
     """Background task: the clock loop. Timers live in the database, so a restart loses none."""
-    clock = WallClock()
+    wall = WallClock()
     while True:
         try:
-            handled = await fire_due_once(svc, clock)
+            handled = await fire_due_once(svc, wall)
             if handled:
                 continue
         except asyncio.CancelledError:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Boolean, DateTime, String, func, select, text, update
+from sqlalchemy import Boolean, DateTime, Integer, String, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -44,6 +44,33 @@ class Clock(Model):
     reminded: Mapped[bool] = mapped_column(Boolean, default=False)
     state: Mapped[str] = mapped_column(String(8), default="open")  # open, fired, stopped
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class BusinessClock(Model):
+    """The latest business time escalation has seen in an event, and when (wall clock) it saw it."""
+
+    __tablename__ = "business_clock"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    event_time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+_ADVANCE = text(
+    "INSERT INTO business_clock (id, event_time, seen_at) VALUES (1, :event_time, :seen_at) "
+    "ON CONFLICT (id) DO UPDATE SET event_time = excluded.event_time, seen_at = excluded.seen_at "
+    "WHERE business_clock.event_time < excluded.event_time"
+)
+_READ_CLOCK = text("SELECT event_time, seen_at FROM business_clock WHERE id = 1")
+
+
+async def advance_clock(conn: AsyncConnection, event_time: datetime, seen_at: datetime) -> None:
+    await conn.execute(_ADVANCE, {"event_time": event_time, "seen_at": seen_at})
+
+
+async def read_clock(conn: AsyncConnection) -> tuple[datetime, datetime] | None:
+    row = (await conn.execute(_READ_CLOCK)).first()
+    return (row[0], row[1]) if row else None
 
 
 # Due work, claimed so that replicas never fire the same clock twice.
@@ -93,5 +120,12 @@ async def mark(conn: AsyncConnection, clock_id: str, **values: Any) -> None:
     await conn.execute(update(Clock).where(Clock.id == clock_id).values(updated_at=func.now(), **values))
 
 
-async def open_count(conn: AsyncConnection) -> int:
-    return int((await conn.execute(text("SELECT count(*) FROM clocks WHERE state = 'open'"))).scalar_one())
+_OPEN_CLOCKS = text(
+    "SELECT count(*), min(due_at) FILTER (WHERE due_at <= :now) FROM clocks WHERE state = 'open'"
+)
+
+
+async def open_clocks(conn: AsyncConnection, now: datetime) -> tuple[int, datetime | None]:
+    """How many clocks run, and the deadline of the oldest that is already overdue."""
+    count, oldest = (await conn.execute(_OPEN_CLOCKS, {"now": now})).one()
+    return int(count), oldest

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
@@ -39,3 +39,18 @@ def test_remind_at_a_share_of_the_time_allowed(due_in: timedelta, share: float, 
 )
 def test_on_breach(kind: str, level: Level, to_level: Level | None, reason: str) -> None:
     assert on_breach(kind, level, "yeda_wuye") == Breach(to_level, reason)
+
+
+def test_business_time_follows_the_events_then_the_wall_clock_since() -> None:
+    from services.escalation.domain import business_now
+
+    event_time = datetime(2026, 11, 21, 8, 0, tzinfo=UTC)  # a replayed morning, hours in the past
+    seen_at = datetime(2026, 11, 21, 14, 0, tzinfo=UTC)
+    ahead = timedelta(minutes=5)
+    assert business_now(None, seen_at, ahead) == seen_at  # nothing seen yet: the wall clock
+    assert business_now((event_time, seen_at), seen_at, ahead) == event_time
+    assert business_now(
+        (event_time, seen_at), seen_at + timedelta(seconds=3), ahead
+    ) == event_time + timedelta(seconds=3)
+    future = seen_at + timedelta(hours=2)  # a source whose clock runs two hours fast
+    assert business_now((future, seen_at), seen_at, ahead) == seen_at + ahead
