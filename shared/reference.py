@@ -126,10 +126,15 @@ class TimeLimit(_Model):
     resolve: timedelta
 
 
-class CalendarPolicy(_Model):
-    """How time limits are counted: calendar time, or working days with holidays and make-up days."""
+Counting = Literal["calendar", "working"]
 
-    counting: Literal["calendar", "working"] = "calendar"
+
+class CalendarPolicy(_Model):
+    """How time limits are counted, per urgency: in calendar time, or in working days (with the
+    holidays and the make-up working days 调休). Typical: emergencies on the clock, complaints in
+    working days."""
+
+    counting: dict[Urgency, Counting] = {}
     holidays: tuple[date, ...] = ()
     workdays: tuple[date, ...] = ()
 
@@ -283,11 +288,17 @@ def load_jurisdiction(path: Path) -> Jurisdiction:
 DEFAULT_JURISDICTION = Path(__file__).parent / "data" / "yantai.json"
 
 
-def calendar_of(ref: Jurisdiction, counting: str | None = None) -> Calendar:
-    """The jurisdiction's calendar; ``counting`` (from settings) overrides how limits are counted."""
-    return Calendar(
-        counting=(counting or ref.calendar.counting),  # type: ignore[arg-type]
-        timezone=ref.timezone,
-        holidays=frozenset(ref.calendar.holidays),
-        workdays=frozenset(ref.calendar.workdays),
-    )
+def calendars_of(
+    ref: Jurisdiction, overrides: dict[Urgency, Counting] | None = None
+) -> dict[Urgency, Calendar]:
+    """The calendar each urgency's limits are counted in; settings override the jurisdiction."""
+    counting = ref.calendar.counting | (overrides or {})
+    return {
+        urgency: Calendar(
+            counting=counting.get(urgency, "calendar"),
+            timezone=ref.timezone,
+            holidays=frozenset(ref.calendar.holidays),
+            workdays=frozenset(ref.calendar.workdays),
+        )
+        for urgency in ("emergency", "urgent", "normal")
+    }

@@ -40,8 +40,12 @@ class Settings(BaseSettings):
     # Overrides the jurisdiction's time-limit policy, e.g.
     # TIME_LIMITS='{"normal": {"accept": "PT5S", "resolve": "PT30S"}}'
     time_limits: dict[Urgency, TimeLimit] = {}
-    # "calendar" or "working" (working days, with the jurisdiction's holidays); default: the jurisdiction's.
-    time_counting: Literal["calendar", "working"] | None = None
+    # Per category, e.g.
+    # CATEGORY_TIME_LIMITS='{"policy_inquiry": {"normal": {"accept": "PT2H", "resolve": "P1D"}}}'
+    category_time_limits: dict[str, dict[Urgency, TimeLimit]] = {}
+    # Per urgency, "calendar" or "working" (working days with the jurisdiction's holidays), e.g.
+    # TIME_COUNTING='{"normal": "working"}'; unset urgencies follow the jurisdiction (else calendar).
+    time_counting: dict[Urgency, Literal["calendar", "working"]] = {}
 
     # Batching: a batch is one transaction and one offset commit.
     batch_max_records: int = 500

@@ -928,6 +928,15 @@ TIME_LIMITS = {
     "normal": {"accept": "PT24H", "resolve": "P7D"},
 }
 
+# Limits are counted on the clock by default (the contract's defaults); an operator may count an
+# urgency in working days (TIME_COUNTING). The holidays are a sample of how a year is written:
+# 元旦 and the National Day week, with its make-up working days (调休).
+CALENDAR = {
+    "counting": {},
+    "holidays": ["2026-01-01", "2026-01-02", "2026-01-03", *(f"2026-10-0{d}" for d in range(1, 8))],
+    "workdays": ["2026-01-04", "2026-09-27", "2026-10-10"],
+}
+
 DUTY_LEVELS: tuple[Level, ...] = ("grid", "community", "street", "district")
 
 
@@ -967,6 +976,7 @@ def build_jurisdiction() -> JsonObject:
         ],
         "duties": build_duties(),
         "time_limits": TIME_LIMITS,
+        "calendar": CALENDAR,
         "triage": TRIAGE,
     }
 

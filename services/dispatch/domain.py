@@ -86,8 +86,17 @@ def extension_allowed(
     return None
 
 
-def time_limit(urgency: Urgency, ref: Jurisdiction, overrides: dict[Urgency, TimeLimit]) -> TimeLimit:
-    return overrides.get(urgency) or ref.time_limits[urgency]
+def time_limit(
+    urgency: Urgency,
+    ref: Jurisdiction,
+    overrides: dict[Urgency, TimeLimit],
+    category: str | None = None,
+    by_category: dict[str, dict[Urgency, TimeLimit]] | None = None,
+) -> TimeLimit:
+    """The limit for an order: a category's own (e.g. 政策咨询 answered in a working day), else the
+    configured one for its urgency, else the jurisdiction's."""
+    own = (by_category or {}).get(category or "", {}).get(urgency)
+    return own or overrides.get(urgency) or ref.time_limits[urgency]
 
 
 def deadlines(

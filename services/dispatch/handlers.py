@@ -31,7 +31,7 @@ from shared.contract import (
 )
 from shared.logs import get_logger
 from shared.messaging import Decoded, OutboxMessage, Refused, Route, Tx
-from shared.reference import LEVELS, Jurisdiction, TimeLimit, calendar_of, next_level
+from shared.reference import LEVELS, Jurisdiction, TimeLimit, calendars_of, next_level
 from shared.service import Service
 from shared.settings import Settings
 
@@ -109,9 +109,10 @@ class Dispatcher:
     def __init__(self, ref: Jurisdiction, settings: Settings) -> None:
         self.ref = ref
         self.limits = settings.time_limits
+        self.limits_by_category = settings.category_time_limits
         self.extension_max_factor = settings.extension_max_factor
         self.cluster_window = timedelta(minutes=settings.cluster_window_minutes)
-        self.calendar = calendar_of(ref, settings.time_counting)
+        self.calendars = calendars_of(ref, settings.time_counting)
 
     async def dispatch_at(
         self,
@@ -149,10 +150,10 @@ class Dispatcher:
                 await self.dispatch_at(tx, order, higher, shorter=shorter)
                 return
             who = [(triage_desk(facts, level, self.ref), "lead")]
-        limit = time_limit(order.urgency, self.ref, self.limits)
+        limit = time_limit(order.urgency, self.ref, self.limits, order.category, self.limits_by_category)
         if shorter:  # 重办: a reopened order gets half the time
             limit = TimeLimit(accept=limit.accept / 2, resolve=limit.resolve / 2)
-        accept_by, resolve_by = deadlines(tx.time, limit, self.calendar)
+        accept_by, resolve_by = deadlines(tx.time, limit, self.calendars[order.urgency])
         attempts = {} if new else await store.attempts_by_department(tx.conn, order.id)
         number = sum(attempts.values())
         rows, summaries = [], []

@@ -6,7 +6,7 @@ from faststream.asgi import AsgiFastStream
 
 from shared import contract
 from shared.clock import WallClock
-from shared.reference import calendar_of, load_jurisdiction
+from shared.reference import calendars_of, load_jurisdiction
 from shared.service import Service, build_service
 from shared.settings import Settings
 
@@ -22,7 +22,7 @@ def create_app(settings: Settings) -> tuple[AsgiFastStream, Service]:
         settings,
         inbox=store.Inbox.__table__,  # type: ignore[arg-type]
         outbox=store.Outbox.__table__,  # type: ignore[arg-type]
-        routes=handlers.routes(settings.reminder_at, calendar_of(ref, settings.time_counting)),
+        routes=handlers.routes(settings.reminder_at, calendars_of(ref, settings.time_counting)),
         strict_topics=[],
         publishes=[
             contract.ALERTS,

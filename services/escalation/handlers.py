@@ -17,6 +17,7 @@ from shared.contract import (
     DispatchReminder,
     EscalationRequested,
     SlaBreached,
+    Urgency,
     WorkOrderData,
     derived_id,
 )
@@ -39,7 +40,7 @@ STOPS_ALL = (
 )
 
 
-def routes(reminder_share: float, calendar: Calendar) -> list[Route]:
+def routes(reminder_share: float, calendars: dict[Urgency, Calendar]) -> list[Route]:
     async def on_dispatched(tx: Tx, e: WorkOrderData) -> None:
         rows = []
         for d in e.dispatches or []:
@@ -53,10 +54,11 @@ def routes(reminder_share: float, calendar: Calendar) -> list[Route]:
                         "department": d["department"],
                         "level": e.level,
                         "area": e.community or e.street or "unplaced",
+                        "urgency": e.urgency,
                         "kind": kind,
                         "started_at": deadline.started_at,
                         "due_at": deadline.due_at,
-                        "remind_at": remind_at(deadline, reminder_share, calendar),
+                        "remind_at": remind_at(deadline, reminder_share, calendars[e.urgency]),
                         "reminded": False,
                         "state": "open",
                     }
@@ -73,6 +75,7 @@ def routes(reminder_share: float, calendar: Calendar) -> list[Route]:
         clock = await store.get(tx.conn, f"{m.dispatch_id}:resolve")
         if clock is not None:
             deadline = Deadline("resolve", clock.started_at, m.resolve_by)
+            calendar = calendars[clock.urgency]
             await store.move(tx.conn, clock.id, m.resolve_by, remind_at(deadline, reminder_share, calendar))
 
     events = contract.WORKORDER_EVENTS

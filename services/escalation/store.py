@@ -36,7 +36,10 @@ class Clock(Model):
     dispatch_id: Mapped[str] = mapped_column(String(100))
     department: Mapped[str] = mapped_column(String(64))
     level: Mapped[str] = mapped_column(String(16))
-    area: Mapped[str] = mapped_column(String(100))  # the key of its alerts: the order's community or street
+    area: Mapped[str] = mapped_column(String(100))
+    urgency: Mapped[str] = mapped_column(
+        String(16), default="normal"
+    )  # which calendar counts it  # the key of its alerts: the order's community or street
     kind: Mapped[str] = mapped_column(String(8))
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     due_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

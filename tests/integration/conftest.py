@@ -20,6 +20,9 @@ TEST_ENV = {
         ' "urgent": {"accept": "PT60S", "resolve": "PT120S"},'
         ' "normal": {"accept": "PT120S", "resolve": "PT300S"}}'
     ),
+    # Complaints count working days (weekends, the sample's holidays and make-up days); emergencies
+    # and urgent orders run on the clock.
+    "TIME_COUNTING": '{"normal": "working"}',
     "TIMER_INTERVAL_SECONDS": "0.2",
     "RATES_INTERVAL_SECONDS": "1",
 }

@@ -136,3 +136,29 @@ async def test_one_log_replayed_at_two_speeds_gives_the_same_escalations(
         (0, "breached", "district", "accept", 8.0),
         (0, "escalated", "street", "district", 4.0),
     ]
+
+
+@pytest.mark.parametrize(
+    ("compound", "called_at", "accept_by", "resolve_by"),
+    [
+        # Wednesday before the National Day week: 10 s that night, then the holidays, then Thursday 10-08.
+        ("衡山雅苑", "2026-09-30T23:59:50+08:00", "2026-10-08T00:01:50+08:00", "2026-10-08T00:04:50+08:00"),
+        # Friday night: 60 s, the weekend, then Monday.
+        ("北城家园", "2026-10-16T23:59:00+08:00", "2026-10-19T00:01:00+08:00", "2026-10-19T00:04:00+08:00"),
+        # Friday 10-09 night: Saturday 10-10 is a make-up working day (调休), so it counts.
+        ("北城新苑", "2026-10-09T23:59:00+08:00", "2026-10-10T00:01:00+08:00", "2026-10-10T00:04:00+08:00"),
+    ],
+)
+async def test_complaints_count_working_days_across_weekends_and_holidays(
+    bus: Bus, compound: str, called_at: str, accept_by: str, resolve_by: str
+) -> None:
+    call_id = uid()
+    order = f"WO-H-{call_id}"
+    event = call(call_id, compound, "楼下饭店油烟太大，熏得没法开窗") | {
+        "time": called_at
+    }  # normal: 120 s / 300 s here
+    await bus.send(contract.HOTLINE_CALLS, call_id, event)
+    [assigned] = (await dispatched(bus, order))[:1]
+    assert assigned.data["urgency"] == "normal"
+    assert datetime.fromisoformat(assigned.data["accept_by"]) == datetime.fromisoformat(accept_by)
+    assert datetime.fromisoformat(assigned.data["resolve_by"]) == datetime.fromisoformat(resolve_by)

@@ -195,3 +195,11 @@ def test_extension_policy(requested_after: timedelta, extended: bool, granted: b
     resolve_by = AT + timedelta(days=7)
     refusal = extension_allowed(AT, resolve_by, resolve_by + requested_after, extended, max_factor=1.0)
     assert (refusal is None) == granted
+
+
+def test_a_category_may_have_limits_of_its_own(ref: Jurisdiction) -> None:
+    quick = TimeLimit(accept=timedelta(hours=2), resolve=timedelta(days=1))
+    own: dict[str, dict[Urgency, TimeLimit]] = {"policy_inquiry": {"normal": quick}}
+    assert time_limit("normal", ref, {}, "policy_inquiry", own) == quick
+    assert time_limit("normal", ref, {}, "heating", own) == ref.time_limits["normal"]
+    assert time_limit("urgent", ref, {}, "policy_inquiry", own) == ref.time_limits["urgent"]
