@@ -61,6 +61,17 @@ class Settings(BaseSettings):
     extension_max_factor: float = 1.0
     rates_interval_seconds: float = 15
 
+    # Notify: channels (unset URLs fall back to the log channel), retries, circuit breaker, rate.
+    notify_webhook_url: str | None = None
+    notify_webhook_secret: SecretStr = SecretStr("change-me")
+    notify_sms_url: str | None = None
+    notify_max_attempts: int = 8
+    notify_backoff_seconds: float = 1.0
+    notify_backoff_cap_seconds: float = 300.0
+    notify_breaker_failures: int = 5
+    notify_breaker_cooldown_seconds: float = 30.0
+    notify_rate_per_second: float = 50.0
+
     # Intake: tagging, merging repeat reports (并单), early warning on clusters (工单预警).
     tag_threshold: float = 0.4
     merge_window_minutes: int = 24 * 60

@@ -1,27 +1,41 @@
-"""Channels behind one interface. Adding a channel means one class here and one line in CHANNELS."""
+"""Channels behind one interface. Adding a channel means one class here and one line in ``channels``.
+
+Every request carries ``Idempotency-Key: <notification id>``, so a gateway that saw a request
+before (a send whose success we never recorded) can drop the repeat: sent once, even across a crash.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import time
 from dataclasses import dataclass
 from typing import Protocol
 
+import httpx
+import orjson
+
 from shared.logs import get_logger
 from shared.pii import mask_phone
+from shared.settings import Settings
 
 log = get_logger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
-class Recipient:
+class Message:
+    notification_id: str
+    work_order_id: str
     audience: str
     address: str  # a phone number for residents, a department code or supervisor level otherwise
-    work_order_id: str
+    template: str
+    body: str
 
 
 class Channel(Protocol):
     name: str
 
-    async def send(self, to: Recipient, body: str) -> None:
+    async def send(self, message: Message) -> None:
         """Deliver or raise; the caller records the attempt either way."""
 
 
@@ -30,9 +44,77 @@ class LogChannel:
 
     name = "log"
 
-    async def send(self, to: Recipient, body: str) -> None:
-        address = mask_phone(to.address) if to.audience == "resident" else to.address
-        log.info("notification", audience=to.audience, to=address, work_order_id=to.work_order_id, body=body)
+    async def send(self, message: Message) -> None:
+        to = mask_phone(message.address) if message.audience == "resident" else message.address
+        log.info(
+            "notification",
+            audience=message.audience,
+            to=to,
+            work_order_id=message.work_order_id,
+            template=message.template,
+            body=message.body,
+        )
 
 
-CHANNELS: dict[str, Channel] = {"log": LogChannel()}
+def signature(secret: bytes, timestamp: str, body: bytes) -> str:
+    """HMAC-SHA256 over ``<timestamp>.<body>``: the receiver recomputes it, and rejects old timestamps."""
+    return "sha256=" + hmac.new(secret, timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+
+
+class WebhookChannel:
+    """JSON to an HTTP endpoint, signed with a shared secret, with a timestamp against replays."""
+
+    name = "webhook"
+
+    def __init__(self, url: str, secret: bytes, client: httpx.AsyncClient) -> None:
+        self.url, self.secret, self.client = url, secret, client
+
+    async def send(self, message: Message) -> None:
+        body = orjson.dumps(
+            {
+                "notification_id": message.notification_id,
+                "work_order_id": message.work_order_id,
+                "audience": message.audience,
+                "recipient": message.address,
+                "template": message.template,
+                "text": message.body,
+            }
+        )
+        timestamp = str(int(time.time()))
+        headers = {
+            "content-type": "application/json",
+            "x-whistle-timestamp": timestamp,
+            "x-whistle-signature": signature(self.secret, timestamp, body),
+            "idempotency-key": message.notification_id,
+        }
+        response = await self.client.post(self.url, content=body, headers=headers)
+        response.raise_for_status()
+
+
+class SmsChannel:
+    """An SMS gateway over HTTP: the resident's number and the text."""
+
+    name = "sms"
+
+    def __init__(self, url: str, client: httpx.AsyncClient) -> None:
+        self.url, self.client = url, client
+
+    async def send(self, message: Message) -> None:
+        if not message.address:
+            raise ValueError("no phone number to send to")
+        body = {"to": message.address, "text": message.body, "reference": message.notification_id}
+        response = await self.client.post(
+            self.url, json=body, headers={"idempotency-key": message.notification_id}
+        )
+        response.raise_for_status()
+
+
+def channels(settings: Settings, client: httpx.AsyncClient) -> dict[str, Channel]:
+    """Each channel name to what delivers it; an unconfigured channel falls back to the log."""
+    fallback = LogChannel()
+    webhook: Channel = fallback
+    if settings.notify_webhook_url:
+        secret = settings.notify_webhook_secret.get_secret_value().encode()
+        webhook = WebhookChannel(settings.notify_webhook_url, secret, client)
+    sms: Channel = SmsChannel(settings.notify_sms_url, client) if settings.notify_sms_url else fallback
+    return {"log": fallback, "webhook": webhook, "sms": sms}

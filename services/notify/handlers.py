@@ -1,30 +1,40 @@
-"""Notify's subscribers plan notifications; ``send_pending`` delivers them and records each attempt."""
+"""Notify's subscribers plan notifications (recorded before anything is sent); ``send_pending``
+delivers them with retries, a circuit breaker per channel and a rate limit, recording every attempt."""
 
 from __future__ import annotations
 
 import asyncio
+import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from shared import contract
+import httpx
+from pydantic import BaseModel
+
+from shared import contract, metrics
 from shared.contract import (
     ClusterDetected,
     ContactRecorded,
+    DispatchAssigned,
+    DispatchCancelled,
+    DispatchReminder,
     NotificationRecord,
     SlaBreached,
     WorkOrderData,
     derived_id,
 )
 from shared.logs import get_logger
-from shared.messaging import Route, Tx, outbox_message, stage
+from shared.messaging import OutboxMessage, Route, Tx, outbox_message, stage
 from shared.service import Service
+from shared.settings import Settings
 
 from . import store
-from .channels import CHANNELS, Recipient
-from .domain import RULES, plan, render
+from .channels import Channel, Message, channels
+from .domain import CHANNEL_FOR, RULES, plan
+from .templates import render, versioned
 
 log = get_logger(__name__)
 SOURCE = "whistle/notify"
-CHANNEL = "log"
 
 
 async def _plan(
@@ -42,7 +52,7 @@ async def _plan(
             "work_order_id": work_order_id,
             "audience": p.audience,
             "recipient": p.recipient,
-            "channel": CHANNEL,
+            "channel": CHANNEL_FOR[p.audience],
             "template": p.template,
             "body": render(p.template, p.data),
             "status": "pending",
@@ -54,7 +64,7 @@ async def _plan(
     await store.add(tx.conn, rows)
 
 
-def routes() -> list[Route]:
+def routes(department_topics: list[str]) -> list[Route]:
     async def on_contact(tx: Tx, c: ContactRecorded) -> None:
         await store.save_contact(tx.conn, c.work_order_id, c.reporter_id, c.name, c.phone)
         kind = "intake.contact.recorded" if c.reporter_id == c.work_order_id else "intake.contact.merged"
@@ -63,76 +73,189 @@ def routes() -> list[Route]:
     async def on_lifecycle(tx: Tx, e: WorkOrderData) -> None:
         await _plan(tx, e.work_order_id, e.model_dump(mode="json"))
 
+    async def on_department(tx: Tx, d: DispatchAssigned | DispatchReminder | DispatchCancelled) -> None:
+        await _plan(tx, d.work_order_id, d.model_dump(mode="json"), residents=[])
+
     async def on_sla(tx: Tx, a: SlaBreached) -> None:
         await _plan(tx, a.work_order_id, a.model_dump(mode="json"))
 
     async def on_cluster(tx: Tx, a: ClusterDetected) -> None:
         key = f"cluster:{a.community}:{a.category}"
-        await _plan(tx, key, a.model_dump(mode="json"))
+        await _plan(tx, key, a.model_dump(mode="json"), residents=[])
 
     lifecycle_types = [t for t in RULES if t.startswith("workorder.")]
+    department_types: dict[str, type[BaseModel]] = {
+        "dispatch.assigned": DispatchAssigned,
+        "dispatch.reminder": DispatchReminder,
+        "dispatch.cancelled": DispatchCancelled,
+    }
     return [
         Route(contract.INTAKE_CONTACTS, "intake.contact.recorded", ContactRecorded, on_contact),
         *(Route(contract.WORKORDER_EVENTS, t, WorkOrderData, on_lifecycle) for t in lifecycle_types),
+        *(
+            Route(topic, t, model, on_department)
+            for topic in department_topics
+            for t, model in department_types.items()
+        ),
         Route(contract.ALERTS, "alert.sla_breached", SlaBreached, on_sla),
         Route(contract.ALERTS, "alert.cluster_detected", ClusterDetected, on_cluster),
     ]
 
 
-async def send_pending_once(svc: Service) -> int:
-    async with svc.engine.begin() as conn:
-        pending = await store.claim_pending(conn)
-        messages = []
-        for n in pending:
-            address = n.recipient
-            if n.audience == "resident":
-                who = await store.contact(conn, n.work_order_id, n.recipient)
-                address = (who.phone if who else None) or ""
-            attempts = n.attempts + 1
-            error: str | None = None
-            try:
-                await CHANNELS[n.channel].send(Recipient(n.audience, address, n.work_order_id), n.body)
-            except Exception as exc:
-                error = f"{type(exc).__name__}: {exc}"[:300]
-                await store.finish(conn, n.id, status="failed", attempts=attempts, last_error=error)
-                kind = "notification.failed"
-            else:
-                await store.finish(conn, n.id, status="sent", attempts=attempts, sent_at=n.event_time)
-                kind = "notification.sent"
-            record = NotificationRecord(
-                notification_id=n.id,
-                work_order_id=n.work_order_id,
-                audience=n.audience,
-                channel=n.channel,
-                template=n.template,
-                attempts=attempts,
-                error=error,
-            )
-            messages.append(
-                outbox_message(
-                    contract.NOTIFICATIONS,
-                    n.work_order_id,
-                    kind,
-                    record,
-                    source=SOURCE,
-                    time=n.event_time,
-                    id=derived_id(n.id, kind),
+def _attempt(
+    notification_id: str, attempt: int, channel: str, at: datetime, error: str | None
+) -> dict[str, Any]:
+    return {
+        "notification_id": notification_id,
+        "attempt": attempt,
+        "channel": channel,
+        "at": at,
+        "error": error,
+    }
+
+
+class Breaker:
+    """A channel that keeps failing is paused for a while, without holding up the others."""
+
+    def __init__(self, failures: int, cooldown: float) -> None:
+        self.failures, self.cooldown = failures, cooldown
+        self._count: dict[str, int] = {}
+        self._open_until: dict[str, float] = {}
+
+    def closed(self, channel: str) -> bool:
+        return time.monotonic() >= self._open_until.get(channel, 0.0)
+
+    def result(self, channel: str, ok: bool) -> None:
+        if ok:
+            self._count[channel] = 0
+            return
+        self._count[channel] = self._count.get(channel, 0) + 1
+        if self._count[channel] >= self.failures:
+            self._open_until[channel] = time.monotonic() + self.cooldown
+            self._count[channel] = 0
+            log.warning("channel paused", channel=channel, seconds=self.cooldown)
+
+
+class RateLimit:
+    """A token bucket per channel: at most ``rate`` messages a second, bursts up to one second's."""
+
+    def __init__(self, rate: float) -> None:
+        self.rate = rate
+        self._tokens: dict[str, tuple[float, float]] = {}
+
+    def take(self, channel: str) -> bool:
+        now = time.monotonic()
+        tokens, at = self._tokens.get(channel, (self.rate, now))
+        tokens = min(self.rate, tokens + (now - at) * self.rate)
+        if tokens < 1:
+            self._tokens[channel] = (tokens, now)
+            return False
+        self._tokens[channel] = (tokens - 1, now)
+        return True
+
+
+class Sender:
+    def __init__(self, settings: Settings, client: httpx.AsyncClient) -> None:
+        self.settings = settings
+        self.channels: dict[str, Channel] = channels(settings, client)
+        self.breaker = Breaker(settings.notify_breaker_failures, settings.notify_breaker_cooldown_seconds)
+        self.limit = RateLimit(settings.notify_rate_per_second)
+
+    def backoff(self, attempts: int) -> timedelta:
+        seconds = self.settings.notify_backoff_seconds * 2 ** (attempts - 1)
+        return timedelta(seconds=min(seconds, self.settings.notify_backoff_cap_seconds))
+
+    async def send_pending_once(self, svc: Service) -> int:
+        """One round: claim due notifications, deliver what may go now; returns how many were tried."""
+        now = datetime.now(UTC)
+        async with svc.engine.begin() as conn:
+            pending = await store.claim_pending(conn, now)
+            messages: list[OutboxMessage] = []
+            attempts: list[dict[str, Any]] = []
+            for n in pending:
+                channel = self.channels[n.channel]
+                if not self.breaker.closed(channel.name) or not self.limit.take(channel.name):
+                    continue  # left pending for a later round; the others go on
+                address = n.recipient
+                if n.audience == "resident":
+                    who = await store.contact(conn, n.work_order_id, n.recipient)
+                    address = (who.phone if who else None) or ""
+                tries = n.attempts + 1
+                message = Message(n.id, n.work_order_id, n.audience, address, versioned(n.template), n.body)
+                error: str | None = None
+                try:
+                    await channel.send(message)
+                except Exception as exc:
+                    error = f"{type(exc).__name__}: {exc}"[:300]
+                    self.breaker.result(channel.name, ok=False)
+                    attempts.append(
+                        {
+                            "notification_id": n.id,
+                            "attempt": tries,
+                            "channel": channel.name,
+                            "at": now,
+                            "error": error,
+                        }
+                    )
+                    metrics.NOTIFICATIONS.labels(channel.name, "retry").inc()
+                    if tries < self.settings.notify_max_attempts:
+                        await store.finish(
+                            conn, n.id, attempts=tries, last_error=error, retry_at=now + self.backoff(tries)
+                        )
+                        continue
+                    await store.finish(conn, n.id, status="failed", attempts=tries, last_error=error)
+                    kind = "notification.failed"
+                else:
+                    self.breaker.result(channel.name, ok=True)
+                    attempts.append(
+                        {
+                            "notification_id": n.id,
+                            "attempt": tries,
+                            "channel": channel.name,
+                            "at": now,
+                            "error": None,
+                        }
+                    )
+                    await store.finish(conn, n.id, status="sent", attempts=tries, sent_at=n.event_time)
+                    kind = "notification.sent"
+                metrics.NOTIFICATIONS.labels(channel.name, kind.split(".")[1]).inc()
+                record = NotificationRecord(
+                    notification_id=n.id,
+                    work_order_id=n.work_order_id,
+                    audience=n.audience,
+                    channel=channel.name,
+                    template=versioned(n.template),
+                    attempts=tries,
+                    error=error,
                 )
-            )
-        await stage(conn, svc.consumer.outbox, messages)
-    if messages:
-        svc.relay.notify()
-    return len(pending)
+                messages.append(
+                    outbox_message(
+                        contract.NOTIFICATIONS,
+                        n.work_order_id,
+                        kind,
+                        record,
+                        source=SOURCE,
+                        time=n.event_time,
+                        id=derived_id(n.id, kind),
+                    )
+                )
+            await store.record_attempts(conn, attempts)
+            await stage(conn, svc.consumer.outbox, messages)
+        if messages:
+            svc.relay.notify()
+        return len(attempts)
 
 
 async def send_pending(svc: Service) -> None:
     """Background task: deliver what was planned; rows are claimed, so replicas never send twice."""
-    while True:
-        try:
-            if await send_pending_once(svc):
-                continue
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            log.warning("send round failed, will retry", error=str(exc)[:300])
-        await asyncio.sleep(svc.settings.timer_interval_seconds)
+    async with httpx.AsyncClient(timeout=5.0) as client:
+        sender = Sender(svc.settings, client)
+        while True:
+            try:
+                if await sender.send_pending_once(svc):
+                    continue
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("send round failed, will retry", error=str(exc)[:300])
+            await asyncio.sleep(svc.settings.timer_interval_seconds)

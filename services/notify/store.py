@@ -5,7 +5,19 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import DateTime, Integer, String, Text, bindparam, func, select, text, update
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    Identity,
+    Integer,
+    String,
+    Text,
+    bindparam,
+    func,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -57,11 +69,28 @@ class Notification(Model):
     event_time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Not before: the next try after a failure (wall clock).
+    retry_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class Attempt(Model):
+    """Every delivery attempt, successful or not."""
+
+    __tablename__ = "notification_attempts"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    notification_id: Mapped[str] = mapped_column(String(64), index=True)
+    attempt: Mapped[int] = mapped_column(Integer)
+    channel: Mapped[str] = mapped_column(String(16))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    error: Mapped[str | None] = mapped_column(Text)
 
 
 _PENDING = text(
-    "SELECT * FROM notifications WHERE status = 'pending' ORDER BY created_at LIMIT :n FOR UPDATE SKIP LOCKED"
+    "SELECT * FROM notifications WHERE status = 'pending' AND retry_at <= :now "
+    "ORDER BY created_at LIMIT :n FOR UPDATE SKIP LOCKED"
 )
+_ATTEMPTS = insert(Attempt)
 
 
 async def save_contact(
@@ -90,8 +119,13 @@ async def add(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
         await conn.execute(_ADD, rows)
 
 
-async def claim_pending(conn: AsyncConnection, limit: int = 100) -> list[Row[Any]]:
-    return list((await conn.execute(_PENDING, {"n": limit})).all())
+async def claim_pending(conn: AsyncConnection, now: datetime, limit: int = 50) -> list[Row[Any]]:
+    return list((await conn.execute(_PENDING, {"n": limit, "now": now})).all())
+
+
+async def record_attempts(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        await conn.execute(_ATTEMPTS, rows)
 
 
 async def contact(conn: AsyncConnection, work_order_id: str, reporter_id: str) -> Row[Any] | None:

@@ -8,8 +8,11 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 
 from tests.integration.bus import Bus
+from tests.integration.sink import Sink
 from tools.stack import ROOT, Stack
 
+SINK_PORT = 18399
+WEBHOOK_SECRET = "test-secret"
 TEST_ENV = {
     "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:19092",
     "HTTP_PORT_BASE": "18280",
@@ -24,12 +27,28 @@ TEST_ENV = {
     # and urgent orders run on the clock.
     "TIME_COUNTING": '{"normal": "working"}',
     "TIMER_INTERVAL_SECONDS": "0.2",
+    # Notify delivers to the tests' own HTTP sink, and retries quickly.
+    "NOTIFY_WEBHOOK_URL": f"http://127.0.0.1:{SINK_PORT}/webhook",
+    "NOTIFY_SMS_URL": f"http://127.0.0.1:{SINK_PORT}/sms",
+    "NOTIFY_WEBHOOK_SECRET": WEBHOOK_SECRET,
+    "NOTIFY_BACKOFF_SECONDS": "0.2",
+    "NOTIFY_BACKOFF_CAP_SECONDS": "1",
+    "NOTIFY_BREAKER_FAILURES": "3",
+    "NOTIFY_BREAKER_COOLDOWN_SECONDS": "1",
     "RATES_INTERVAL_SECONDS": "1",
 }
 
 
 @pytest.fixture(scope="session")
-def stack() -> Iterator[Stack]:
+def sink() -> Iterator[Sink]:
+    sink = Sink(SINK_PORT)
+    sink.start()
+    yield sink
+    sink.stop()
+
+
+@pytest.fixture(scope="session")
+def stack(sink: Sink) -> Iterator[Stack]:
     stack = Stack(home=ROOT / ".whistle" / "test", env=TEST_ENV)
     stack.down()
     stack.reset_databases()

@@ -188,7 +188,7 @@ async def test_a_repeat_report_joins_the_open_order_and_its_reporter_is_told(bus
         lambda s: (
             s.type == "notification.sent"
             and s.data["work_order_id"] == f"WO-H-{first}"
-            and s.data["template"] == "joined"
+            and s.data["template"].startswith("joined@")
         )
     )
 

@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from services.notify.domain import TEMPLATES, Planned, plan, render
+from services.notify.domain import Planned, plan
+from services.notify.templates import SOURCES, VERSION, render, versioned
 
 
 def order(**fields: Any) -> dict[str, Any]:
@@ -47,24 +48,6 @@ def test_resident_not_told_of_an_acceptance_that_did_not_accept_the_order() -> N
     assert plan("workorder.accepted", order(status="dispatched"), residents=["WO-H-1"]) == []
 
 
-def test_each_dispatched_department_is_told() -> None:
-    data = order(
-        dispatches=[
-            {"department": "gas", "role": "lead", "accept_by": "2026-11-21T08:45:00+08:00"},
-            {"department": "xiaofang", "role": "assist", "accept_by": "2026-11-21T08:45:00+08:00"},
-        ]
-    )
-    planned = plan("workorder.dispatched", data, residents=["WO-H-1"])
-    assert who(planned) == [("department", "gas", "new_work"), ("department", "xiaofang", "new_work")]
-    # Each department's own dispatch is merged into what its template sees.
-    assert planned[1].data["role"] == "assist"
-    assert planned[1].data["work_order_id"] == "WO-H-1"
-
-
-def test_dispatched_without_dispatches_tells_nobody() -> None:
-    assert plan("workorder.dispatched", order(dispatches=None), residents=["WO-H-1"]) == []
-
-
 @pytest.mark.parametrize(
     ("event_type", "data", "recipient", "template"),
     [
@@ -101,21 +84,54 @@ def test_other_events_tell_nobody(event_type: str) -> None:
 
 def test_render_fills_the_template() -> None:
     text = render("accepted", {"work_order_id": "WO-H-1", "department": "热力公司"})
-    assert text == "您的工单WO-H-1已由热力公司签收，正在处理。"
+    assert text == "【12345】您的工单WO-H-1已由热力公司签收，正在处理。"
 
 
-def test_render_leaves_missing_fields_blank() -> None:
-    assert render("resolved", {"work_order_id": "WO-H-1"}) == "您的工单WO-H-1已办结："
+def test_render_leaves_out_what_is_missing() -> None:
+    assert render("resolved", {"work_order_id": "WO-H-1"}) == "【12345】您的工单WO-H-1已办结。"
+    assert (
+        render("resolved", {"work_order_id": "WO-H-1", "result": "已修复"})
+        == "【12345】您的工单WO-H-1已办结：已修复。"
+    )
 
 
-def test_render_cluster() -> None:
-    data = {"community": "夹河社区", "category": "供暖", "count": 12, "window_minutes": 60}
-    assert render("cluster_detected", data) == "夹河社区供暖类诉求集中：12件/60分钟"
+def test_render_department_and_supervisor_texts() -> None:
+    cluster = {"community": "夹河社区", "category": "供暖", "count": 12, "window_minutes": 60}
+    assert render("cluster_detected", cluster) == "预警：夹河社区60分钟内12件供暖类诉求"
+    lead = {
+        "work_order_id": "WO-H-1",
+        "category_name": "供暖",
+        "role": "lead",
+        "accept_by": "08:45",
+        "resolve_by": "次日",
+    }
+    assert render("new_work", lead).startswith("新工单WO-H-1（供暖，主办）请于08:45前签收")
+    assert "协办" in render("new_work", lead | {"role": "assist"})
+    late = {"work_order_id": "WO-H-1", "overdue": True, "deadline": "accept", "due": "08:45"}
+    assert render("reminder", late) == "督办：工单WO-H-1已超过签收时限（08:45）。"
 
 
-@pytest.mark.parametrize("template", sorted(TEMPLATES))
+@pytest.mark.parametrize("template", sorted(SOURCES))
 def test_every_template_renders_without_data(template: str) -> None:
     assert "{" not in render(template, {})
+
+
+def test_templates_are_versioned() -> None:
+    assert versioned("accepted") == f"accepted@{VERSION}"
+
+
+@pytest.mark.parametrize(
+    ("event_type", "template"),
+    [
+        ("dispatch.assigned", "new_work"),
+        ("dispatch.reminder", "reminder"),
+        ("dispatch.cancelled", "cancelled"),
+    ],
+)
+def test_departments_hear_of_new_work_reminders_and_cancellations(event_type: str, template: str) -> None:
+    assert who(plan(event_type, {"work_order_id": "WO-H-1", "department": "heat"}, residents=[])) == [
+        ("department", "heat", template)
+    ]
 
 
 def test_every_reporter_of_a_merged_order_is_told() -> None:
