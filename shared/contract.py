@@ -301,6 +301,7 @@ class ContactRecorded(_Data):
     reporter_id: str
     name: str | None
     phone: str | None
+    urgency: Urgency = "normal"  # an emergency is told at night too
 
 
 class EscalationRequested(_Data):

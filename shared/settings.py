@@ -71,6 +71,10 @@ class Settings(BaseSettings):
     notify_breaker_failures: int = 5
     notify_breaker_cooldown_seconds: float = 30.0
     notify_rate_per_second: float = 50.0
+    # No SMS to residents in these local hours (business time) unless an emergency; "" turns it off.
+    notify_quiet_hours: str = "22:00-07:00"
+    # A resident's contact is deleted this long after the order is closed.
+    notify_contact_retention_days: float = 30
 
     # Intake: tagging, merging repeat reports (并单), early warning on clusters (工单预警).
     tag_threshold: float = 0.4

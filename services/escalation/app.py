@@ -5,7 +5,7 @@ from __future__ import annotations
 from faststream.asgi import AsgiFastStream
 
 from shared import contract
-from shared.clock import WallClock
+from shared.clock import BusinessClock
 from shared.reference import calendars_of, load_jurisdiction
 from shared.service import Service, build_service
 from shared.settings import Settings
@@ -31,5 +31,5 @@ def create_app(settings: Settings) -> tuple[AsgiFastStream, Service]:
             *(contract.department_topic(d.code) for d in ref.departments),
         ],
         tasks=[handlers.fire_due],
-        unit=handlers.ClockUnit(WallClock()),
+        unit=BusinessClock(),
     )

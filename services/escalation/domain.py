@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from shared.calendar import Calendar
 from shared.contract import Level
@@ -31,14 +31,3 @@ class Breach:
 def on_breach(kind: str, level: Level, department: str) -> Breach:
     verb = "signed for" if kind == "accept" else "resolved"
     return Breach(next_level(level), f"not {verb} by {department} in time")
-
-
-def business_now(latest: tuple[datetime, datetime] | None, wall: datetime, max_ahead: timedelta) -> datetime:
-    """Business time for the clocks: the latest event time seen, advanced by the wall time since it
-    was seen, never more than ``max_ahead`` past the wall clock (a source with a fast clock must not
-    escalate everyone). A replayed log thus fires the same deadlines at the same business times,
-    however fast it is replayed; live, it follows the wall clock. Before any event: the wall clock."""
-    if latest is None:
-        return wall
-    event_time, seen_at = latest
-    return min(event_time + (wall - seen_at), wall + max_ahead)

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.engine import Row
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared import contract, metrics
 from shared.calendar import Calendar
-from shared.clock import Clock, WallClock
+from shared.clock import BusinessClock
 from shared.contract import (
     DeadlineMoved,
     DispatchReminder,
@@ -22,15 +21,14 @@ from shared.contract import (
     derived_id,
 )
 from shared.logs import get_logger
-from shared.messaging import Decoded, OutboxMessage, Route, Tx, outbox_message, stage
+from shared.messaging import OutboxMessage, Route, Tx, outbox_message, stage
 from shared.service import Service
 
 from . import store
-from .domain import Deadline, business_now, on_breach, remind_at
+from .domain import Deadline, on_breach, remind_at
 
 log = get_logger(__name__)
 SOURCE = "whistle/escalation"
-MAX_AHEAD = timedelta(minutes=5)
 STOPS_ALL = (
     "workorder.resolved",
     "workorder.closed",
@@ -161,25 +159,10 @@ def _fire(clock: Row[Any], now: datetime) -> tuple[list[OutboxMessage], dict[str
     return messages, {"state": "fired"}, True
 
 
-class ClockUnit:
-    """Advances the business clock once per batch, to the latest event time of the batch."""
-
-    def __init__(self, wall: Clock) -> None:
-        self.wall = wall
-
-    async def open(self, conn: AsyncConnection, messages: list[Decoded]) -> datetime | None:
-        return max((m.event.time for m in messages), default=None)
-
-    async def close(self, conn: AsyncConnection, latest: datetime | None) -> list[OutboxMessage]:
-        if latest is not None:
-            await store.advance_clock(conn, latest, self.wall.now())
-        return []
-
-
-async def fire_due_once(svc: Service, wall: Clock) -> int:
+async def fire_due_once(svc: Service, clock: BusinessClock) -> int:
     """Fire what is due now (business time) in one transaction; returns how many clocks were handled."""
     async with svc.engine.begin() as conn:
-        now = business_now(await store.read_clock(conn), wall.now(), MAX_AHEAD)
+        now = await clock.now(conn)
         due = await store.claim_due(conn, now)
         escalated: set[str] = set()
         messages: list[OutboxMessage] = []
@@ -204,10 +187,10 @@ async def fire_due_once(svc: Service, wall: Clock) -> int:
 
 async def fire_due(svc: Service) -> None:
     """Background task: the clock loop. Timers live in the database, so a restart loses none."""
-    wall = WallClock()
+    clock = BusinessClock()
     while True:
         try:
-            handled = await fire_due_once(svc, wall)
+            handled = await fire_due_once(svc, clock)
             if handled:
                 continue
         except asyncio.CancelledError:

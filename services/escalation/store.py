@@ -5,12 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Boolean, DateTime, Integer, String, func, select, text, update
+from sqlalchemy import Boolean, DateTime, String, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import Mapped, mapped_column
 
+from shared.clock import BusinessClockRow
 from shared.db import Base, service_metadata
 from shared.messaging import InboxRow, OutboxRow
 
@@ -49,31 +50,8 @@ class Clock(Model):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
-class BusinessClock(Model):
-    """The latest business time escalation has seen in an event, and when (wall clock) it saw it."""
-
+class BusinessClock(BusinessClockRow, Model):
     __tablename__ = "business_clock"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    event_time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-
-
-_ADVANCE = text(
-    "INSERT INTO business_clock (id, event_time, seen_at) VALUES (1, :event_time, :seen_at) "
-    "ON CONFLICT (id) DO UPDATE SET event_time = excluded.event_time, seen_at = excluded.seen_at "
-    "WHERE business_clock.event_time < excluded.event_time"
-)
-_READ_CLOCK = text("SELECT event_time, seen_at FROM business_clock WHERE id = 1")
-
-
-async def advance_clock(conn: AsyncConnection, event_time: datetime, seen_at: datetime) -> None:
-    await conn.execute(_ADVANCE, {"event_time": event_time, "seen_at": seen_at})
-
-
-async def read_clock(conn: AsyncConnection) -> tuple[datetime, datetime] | None:
-    row = (await conn.execute(_READ_CLOCK)).first()
-    return (row[0], row[1]) if row else None
 
 
 # Due work, claimed so that replicas never fire the same clock twice.

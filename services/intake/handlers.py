@@ -224,6 +224,7 @@ class IntakeUnit:
                 reporter_id=order.work_order_id,
                 name=order.caller_name,
                 phone=order.caller_phone,
+                urgency=order.urgency,
             )
             tx.publish(contract.INTAKE_CONTACTS, work_order_id, "intake.contact.recorded", contact)
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 # event type -> (audience, template) pairs. Residents are told only where a contact is known.
 RULES: dict[str, tuple[tuple[str, str], ...]] = {
@@ -46,3 +48,19 @@ def plan(event_type: str, data: dict[str, Any], residents: list[str]) -> list[Pl
             level = data.get("to_level") or data.get("level") or "street"
             planned.append(Planned("supervisor", f"supervisor:{level}", template, data))
     return planned
+
+
+def quiet_until(at: datetime, window: str, timezone: str) -> datetime | None:
+    """When a message to a resident at business time ``at`` may go, if ``at`` falls in the quiet
+    hours (``"22:00-07:00"``, local time); None when it may go now or there are no quiet hours."""
+    if not window:
+        return None
+    start_text, end_text = window.split("-")
+    start, end = time.fromisoformat(start_text), time.fromisoformat(end_text)
+    local = at.astimezone(ZoneInfo(timezone))
+    now = local.time()
+    quiet = (start <= now or now < end) if start > end else (start <= now < end)
+    if not quiet:
+        return None
+    day = local.date() if now < end else local.date() + timedelta(days=1)
+    return datetime.combine(day, end, local.tzinfo)

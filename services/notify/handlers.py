@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -12,6 +13,7 @@ import httpx
 from pydantic import BaseModel
 
 from shared import contract, metrics
+from shared.clock import BusinessClock
 from shared.contract import (
     ClusterDetected,
     ContactRecorded,
@@ -30,15 +32,29 @@ from shared.settings import Settings
 
 from . import store
 from .channels import Channel, Message, channels
-from .domain import CHANNEL_FOR, RULES, plan
+from .domain import CHANNEL_FOR, RULES, plan, quiet_until
 from .templates import render, versioned
 
 log = get_logger(__name__)
 SOURCE = "whistle/notify"
 
 
+@dataclass(frozen=True)
+class Manners:
+    """Quiet hours for residents, in the jurisdiction's local time."""
+
+    quiet_hours: str
+    timezone: str
+
+    def hold(self, audience: str, urgency: str, at: datetime) -> datetime | None:
+        if audience != "resident" or urgency == "emergency":
+            return None
+        return quiet_until(at, self.quiet_hours, self.timezone)
+
+
 async def _plan(
     tx: Tx,
+    manners: Manners,
     work_order_id: str,
     data: dict[str, Any],
     residents: list[str] | None = None,
@@ -46,6 +62,7 @@ async def _plan(
 ) -> None:
     if residents is None:
         residents = await store.reporters(tx.conn, work_order_id)
+    urgency = str(data.get("urgency") or "normal")
     rows = [
         {
             "id": derived_id(tx.event.id, p.audience, p.recipient, p.template),
@@ -58,30 +75,38 @@ async def _plan(
             "status": "pending",
             "attempts": 0,
             "event_time": tx.time,
+            "hold_until": manners.hold(p.audience, urgency, tx.time),
         }
         for p in plan(kind or tx.event.type, data, residents)
     ]
     await store.add(tx.conn, rows)
 
 
-def routes(department_topics: list[str]) -> list[Route]:
+def routes(department_topics: list[str], settings: Settings, timezone: str) -> list[Route]:
+    manners = Manners(settings.notify_quiet_hours, timezone)
+    retention = timedelta(days=settings.notify_contact_retention_days)
+
     async def on_contact(tx: Tx, c: ContactRecorded) -> None:
         await store.save_contact(tx.conn, c.work_order_id, c.reporter_id, c.name, c.phone)
         kind = "intake.contact.recorded" if c.reporter_id == c.work_order_id else "intake.contact.merged"
-        await _plan(tx, c.work_order_id, {"work_order_id": c.work_order_id}, [c.reporter_id], kind)
+        data = {"work_order_id": c.work_order_id, "urgency": c.urgency}
+        await _plan(tx, manners, c.work_order_id, data, [c.reporter_id], kind)
 
     async def on_lifecycle(tx: Tx, e: WorkOrderData) -> None:
-        await _plan(tx, e.work_order_id, e.model_dump(mode="json"))
+        await _plan(tx, manners, e.work_order_id, e.model_dump(mode="json"))
+
+    async def on_closed(tx: Tx, e: WorkOrderData) -> None:
+        await store.forget_contacts_after(tx.conn, e.work_order_id, tx.time + retention)
 
     async def on_department(tx: Tx, d: DispatchAssigned | DispatchReminder | DispatchCancelled) -> None:
-        await _plan(tx, d.work_order_id, d.model_dump(mode="json"), residents=[])
+        await _plan(tx, manners, d.work_order_id, d.model_dump(mode="json"), residents=[])
 
     async def on_sla(tx: Tx, a: SlaBreached) -> None:
-        await _plan(tx, a.work_order_id, a.model_dump(mode="json"))
+        await _plan(tx, manners, a.work_order_id, a.model_dump(mode="json"))
 
     async def on_cluster(tx: Tx, a: ClusterDetected) -> None:
         key = f"cluster:{a.community}:{a.category}"
-        await _plan(tx, key, a.model_dump(mode="json"), residents=[])
+        await _plan(tx, manners, key, a.model_dump(mode="json"), residents=[])
 
     lifecycle_types = [t for t in RULES if t.startswith("workorder.")]
     department_types: dict[str, type[BaseModel]] = {
@@ -92,6 +117,7 @@ def routes(department_topics: list[str]) -> list[Route]:
     return [
         Route(contract.INTAKE_CONTACTS, "intake.contact.recorded", ContactRecorded, on_contact),
         *(Route(contract.WORKORDER_EVENTS, t, WorkOrderData, on_lifecycle) for t in lifecycle_types),
+        Route(contract.WORKORDER_EVENTS, "workorder.closed", WorkOrderData, on_closed),
         *(
             Route(topic, t, model, on_department)
             for topic in department_topics
@@ -160,6 +186,7 @@ class Sender:
         self.channels: dict[str, Channel] = channels(settings, client)
         self.breaker = Breaker(settings.notify_breaker_failures, settings.notify_breaker_cooldown_seconds)
         self.limit = RateLimit(settings.notify_rate_per_second)
+        self.clock = BusinessClock()
 
     def backoff(self, attempts: int) -> timedelta:
         seconds = self.settings.notify_backoff_seconds * 2 ** (attempts - 1)
@@ -169,7 +196,9 @@ class Sender:
         """One round: claim due notifications, deliver what may go now; returns how many were tried."""
         now = datetime.now(UTC)
         async with svc.engine.begin() as conn:
-            pending = await store.claim_pending(conn, now)
+            business_now = await self.clock.now(conn)
+            await store.forget_expired_contacts(conn, business_now)
+            pending = await store.claim_pending(conn, now, business_now)
             messages: list[OutboxMessage] = []
             attempts: list[dict[str, Any]] = []
             for n in pending:

@@ -23,6 +23,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import Mapped, mapped_column
 
+from shared.clock import BusinessClockRow
 from shared.db import Base, service_metadata
 from shared.messaging import InboxRow, OutboxRow
 
@@ -51,6 +52,7 @@ class Contact(Model):
     name: Mapped[str | None] = mapped_column(String(64))
     phone: Mapped[str | None] = mapped_column(String(32))
     recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    delete_after: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # business time
 
 
 class Notification(Model):
@@ -71,6 +73,12 @@ class Notification(Model):
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # Not before: the next try after a failure (wall clock).
     retry_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    # Not before: the end of the quiet hours (business time).
+    hold_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class BusinessClock(BusinessClockRow, Model):
+    __tablename__ = "business_clock"
 
 
 class Attempt(Model):
@@ -88,6 +96,7 @@ class Attempt(Model):
 
 _PENDING = text(
     "SELECT * FROM notifications WHERE status = 'pending' AND retry_at <= :now "
+    "AND (hold_until IS NULL OR hold_until <= :business_now) "
     "ORDER BY created_at LIMIT :n FOR UPDATE SKIP LOCKED"
 )
 _ATTEMPTS = insert(Attempt)
@@ -119,8 +128,25 @@ async def add(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
         await conn.execute(_ADD, rows)
 
 
-async def claim_pending(conn: AsyncConnection, now: datetime, limit: int = 50) -> list[Row[Any]]:
-    return list((await conn.execute(_PENDING, {"n": limit, "now": now})).all())
+async def claim_pending(
+    conn: AsyncConnection, now: datetime, business_now: datetime, limit: int = 50
+) -> list[Row[Any]]:
+    params = {"n": limit, "now": now, "business_now": business_now}
+    return list((await conn.execute(_PENDING, params)).all())
+
+
+async def forget_contacts_after(conn: AsyncConnection, work_order_id: str, when: datetime) -> None:
+    """Personal data is kept only while it is needed: until ``when`` (the order closed + retention)."""
+    await conn.execute(
+        update(Contact).where(Contact.work_order_id == work_order_id).values(delete_after=when)
+    )
+
+
+_FORGET = text("DELETE FROM contacts WHERE delete_after <= :now")
+
+
+async def forget_expired_contacts(conn: AsyncConnection, business_now: datetime) -> int:
+    return int((await conn.execute(_FORGET, {"now": business_now})).rowcount)
 
 
 async def record_attempts(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:

@@ -35,6 +35,8 @@ TEST_ENV = {
     "NOTIFY_BACKOFF_CAP_SECONDS": "1",
     "NOTIFY_BREAKER_FAILURES": "3",
     "NOTIFY_BREAKER_COOLDOWN_SECONDS": "1",
+    # Tests run at any hour: quiet hours off here (they are tested on their own rule).
+    "NOTIFY_QUIET_HOURS": "",
     "RATES_INTERVAL_SECONDS": "1",
 }
 

@@ -42,7 +42,7 @@ def test_on_breach(kind: str, level: Level, to_level: Level | None, reason: str)
 
 
 def test_business_time_follows_the_events_then_the_wall_clock_since() -> None:
-    from services.escalation.domain import business_now
+    from shared.clock import business_now
 
     event_time = datetime(2026, 11, 21, 8, 0, tzinfo=UTC)  # a replayed morning, hours in the past
     seen_at = datetime(2026, 11, 21, 14, 0, tzinfo=UTC)

@@ -148,3 +148,27 @@ def test_a_merged_reporter_hears_that_the_problem_is_already_in_hand() -> None:
     assert who(plan("intake.contact.merged", {"work_order_id": "WO-H-1"}, residents=["WO-H-2"])) == [
         ("resident", "WO-H-2", "joined")
     ]
+
+
+@pytest.mark.parametrize(
+    ("local", "held_until"),
+    [
+        ("2026-11-21T21:59:00", None),
+        ("2026-11-21T22:00:00", "2026-11-22T07:00:00"),
+        ("2026-11-21T23:30:00", "2026-11-22T07:00:00"),
+        ("2026-11-22T03:00:00", "2026-11-22T07:00:00"),
+        ("2026-11-22T07:00:00", None),
+        ("2026-11-22T12:00:00", None),
+    ],
+)
+def test_quiet_hours_hold_resident_messages_until_morning(local: str, held_until: str | None) -> None:
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from services.notify.domain import quiet_until
+
+    cst = ZoneInfo("Asia/Shanghai")
+    at = datetime.fromisoformat(local).replace(tzinfo=cst)
+    expected = datetime.fromisoformat(held_until).replace(tzinfo=cst) if held_until else None
+    assert quiet_until(at, "22:00-07:00", "Asia/Shanghai") == expected
+    assert quiet_until(at, "", "Asia/Shanghai") is None  # quiet hours turned off
