@@ -21,19 +21,6 @@ class WallClock:
         return datetime.now(UTC)
 
 
-class FixedClock:
-    """For tests: time moves only when told to."""
-
-    def __init__(self, start: datetime) -> None:
-        self._now = start
-
-    def now(self) -> datetime:
-        return self._now
-
-    def set(self, value: datetime) -> None:
-        self._now = value
-
-
 # ---- Business time for timers ----------------------------------------------------------------
 
 MAX_AHEAD = timedelta(minutes=5)

@@ -214,18 +214,6 @@ class WorkOrderData(_Data):
     dispatch_id: str | None = None
 
 
-WORKORDER_TYPES = (
-    "workorder.created",
-    "workorder.merged",
-    "workorder.dispatched",
-    "workorder.accepted",
-    "workorder.escalated",
-    "workorder.resolved",
-    "workorder.reopened",
-    "workorder.closed",
-)
-
-
 class ClusterDetected(_Data):
     category: str
     street: str | None

@@ -130,9 +130,6 @@ class Report:
     def level_accuracy(self, level: str) -> float:
         return self.level_right[level] / self.total if self.total else 0.0
 
-    def category_counts(self) -> Counter[str]:
-        return Counter({code: counts[1] for code, counts in self.per_category.items()})
-
     def format(self, examples: int = 2) -> str:
         lines = [
             f"labelled calls: {self.total}",

@@ -109,14 +109,8 @@ class History(Model):
 
 
 # The hot path's statements, built once (constructing them per message costs more than the query).
-_INSERT_ORDER = insert(Order).on_conflict_do_nothing().returning(*Order.__table__.c)
 _INSERT_DISPATCHES = insert(Dispatch)
 _INSERT_HISTORY = insert(History)
-
-
-async def insert_order(conn: AsyncConnection, values: dict[str, Any]) -> Row[Any] | None:
-    """The new order's row, or None when dispatch already has it."""
-    return (await conn.execute(_INSERT_ORDER, values)).first()
 
 
 async def lock_order(conn: AsyncConnection, order_id: str) -> Row[Any] | None:
@@ -179,18 +173,6 @@ async def note_cluster(conn: AsyncConnection, community: str, category: str, at:
     await conn.execute(
         stmt.on_conflict_do_update(index_elements=["community", "category"], set_={"alerted_at": at})
     )
-
-
-_IN_CLUSTER = text(
-    "SELECT 1 FROM clusters WHERE community = :community AND category = :category AND alerted_at > :since"
-)
-
-
-async def in_cluster(conn: AsyncConnection, community: str | None, category: str, since: datetime) -> bool:
-    if community is None:
-        return False
-    params = {"community": community, "category": category, "since": since}
-    return (await conn.execute(_IN_CLUSTER, params)).first() is not None
 
 
 # The three rates (三率), over the dispatches of the last 30 days; see README for the definitions.
