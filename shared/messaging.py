@@ -38,7 +38,15 @@ from sqlalchemy.orm import Mapped, declared_attr, mapped_column
 from sqlalchemy.sql.schema import Table
 
 from shared import metrics
-from shared.contract import CONTENT_TYPE, DEADLETTER, CloudEvent, DeadLetter, derived_id, envelope
+from shared.contract import (
+    CONTENT_TYPE,
+    DEADLETTER,
+    WORKORDER_EVENTS,
+    CloudEvent,
+    DeadLetter,
+    derived_id,
+    envelope,
+)
 from shared.logs import get_logger
 from shared.settings import Settings
 
@@ -181,6 +189,7 @@ class OutboxMessage:
     topic: str
     key: str | None
     payload: bytes
+    type: str = ""
 
     def row(self) -> dict[str, Any]:
         return {"topic": self.topic, "key": self.key, "payload": self.payload}
@@ -222,7 +231,7 @@ class Tx:
             data=data,
             id=event_id,
         )
-        self.outbox.append(OutboxMessage(topic, key, orjson.dumps(body)))
+        self.outbox.append(OutboxMessage(topic, key, orjson.dumps(body), type))
         return event_id
 
 
@@ -421,6 +430,12 @@ class BatchConsumer:
     ) -> None:
         rows = [m.row() for m in dead_before]
         outcomes: list[tuple[str, str]] = []
+        lifecycle: list[str] = []  # work-order events staged, counted once the batch commits
+
+        def staged(tx: Tx) -> None:
+            rows.extend(o.row() for o in tx.outbox)
+            lifecycle.extend(o.type for o in tx.outbox if o.topic == WORKORDER_EVENTS)
+
         async with self.engine.begin() as conn:
             fresh: set[str] = set()
             if decoded:
@@ -446,7 +461,7 @@ class BatchConsumer:
                         if is_transient(exc):
                             raise
                         raise _NeedsCare from exc
-                    rows.extend(o.row() for o in tx.outbox)
+                    staged(tx)
                     outcomes.append((m.delivery.topic, "applied"))
                     continue
                 try:
@@ -471,12 +486,14 @@ class BatchConsumer:
                     rows.append(dead_letter(m.delivery, reason, self.source).row())
                     outcomes.append((m.delivery.topic, "deadlettered"))
                 else:
-                    rows.extend(o.row() for o in tx.outbox)
+                    staged(tx)
                     outcomes.append((m.delivery.topic, "applied"))
             if context is not None:
                 rows += [m.row() for m in await self.unit.close(conn, context)]  # type: ignore[union-attr]
             if rows:
                 await conn.execute(insert(self.outbox), rows)
+        for event_type in lifecycle:
+            metrics.WORKORDERS.labels(event_type).inc()
         for topic, outcome in outcomes:
             metrics.MESSAGES.labels(self.service, topic, outcome).inc()
             if outcome == "deadlettered":

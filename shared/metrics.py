@@ -42,7 +42,10 @@ RELAY_PUBLISHED = Counter(
     "whistle_relay_published", "Outbox rows published", ["service", "topic"], registry=REGISTRY
 )
 WORKORDERS = Counter(
-    "whistle_workorders", "Work-order lifecycle events published, by type", ["type"], registry=REGISTRY
+    "whistle_workorders",
+    "Work-order lifecycle events committed for publishing, by type (workorder.created, ...)",
+    ["type"],
+    registry=REGISTRY,
 )
 ESCALATIONS = Counter(
     "whistle_escalations", "Escalations requested", ["reason", "to_level"], registry=REGISTRY

@@ -132,17 +132,19 @@ async def test_the_three_rates_are_exported_per_department_and_community(bus: Bu
         f'whistle_rate{{name="{lead["department"]}",rate="response",scope="department"}}',
         f'whistle_rate{{name="{lead["department"]}",rate="satisfaction",scope="department"}}',
         'whistle_rate{name="长江路社区",rate="resolution",scope="community"}',
+        'whistle_workorders_total{type="workorder.closed"}',  # lifecycle events are counted too
     ]
     url = f"http://127.0.0.1:{stack.port('dispatch')}/metrics"
     text = await metrics_with(url, wanted)
     values = {
         line.split(" ")[0]: float(line.split(" ")[1])
         for line in text.splitlines()
-        if line.startswith("whistle_rate{")
+        if line.startswith(("whistle_rate{", "whistle_workorders_total{"))
     }
-    for w in wanted:
+    for w in wanted[:3]:
         assert 0.0 <= values[w] <= 1.0
     assert values[wanted[1]] > 0  # a satisfied resident counts for the department that resolved it
+    assert values[wanted[3]] >= 1
 
 
 async def metrics_with(url: str, wanted: list[str], within: float = 30) -> str:
