@@ -5,7 +5,6 @@ from __future__ import annotations
 from faststream.asgi import AsgiFastStream
 
 from shared import contract
-from shared.clock import BusinessClock
 from shared.reference import load_jurisdiction
 from shared.service import Service, build_service
 from shared.settings import Settings
@@ -24,7 +23,7 @@ def create_app(settings: Settings) -> tuple[AsgiFastStream, Service]:
         inbox=store.Inbox.__table__,  # type: ignore[arg-type]
         outbox=store.Outbox.__table__,  # type: ignore[arg-type]
         routes=handlers.routes(departments, settings, ref.timezone),
-        unit=BusinessClock(),
+        unit=handlers.NotifyUnit(),
         strict_topics=[],
         publishes=[contract.NOTIFICATIONS, contract.DEADLETTER, *departments],
         tasks=[handlers.send_pending],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from typing import Any
@@ -35,13 +36,35 @@ class Planned:
 CHANNEL_FOR = {"resident": "sms", "department": "webhook", "supervisor": "webhook"}
 
 
+# The state of the order a resident's notice tells of. A resident hears of a state once: not
+# again when it comes round without news in between (a second department signing for the order
+# after a return, a re-dispatch after an escalation), but again after another state (resolved,
+# reopened, resolved once more).
+RESIDENT_STATE = {
+    "intake.contact.recorded": "received",
+    "intake.contact.merged": "received",
+    "workorder.accepted": "accepted",
+    "workorder.resolved": "resolved",
+    "workorder.reopened": "reopened",
+}
+
+
+def residents_to_tell(
+    event_type: str, data: dict[str, Any], residents: Mapping[str, str | None]
+) -> list[str]:
+    """Which of an order's reporters (each with the state they were last told of) hear of this event."""
+    state = RESIDENT_STATE.get(event_type)
+    if state is None or (event_type == "workorder.accepted" and data.get("status") != "accepted"):
+        return []  # e.g. an assisting department signing for its part leaves the order as it was
+    return [reporter for reporter, told in sorted(residents.items()) if told != state]
+
+
 def plan(event_type: str, data: dict[str, Any], residents: list[str]) -> list[Planned]:
-    """The notifications one event calls for; ``residents`` are the reporters we can reach."""
+    """The notifications one event calls for; ``residents`` are the reporters to tell."""
     planned: list[Planned] = []
     for audience, template in RULES.get(event_type, ()):
         if audience == "resident":
-            if event_type != "workorder.accepted" or data.get("status") == "accepted":
-                planned.extend(Planned("resident", reporter, template, data) for reporter in residents)
+            planned.extend(Planned("resident", reporter, template, data) for reporter in residents)
         elif audience == "department":  # its own dispatch event names the department
             planned.append(Planned("department", data["department"], template, data))
         else:

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared import contract, metrics
 from shared.clock import BusinessClock
@@ -26,13 +27,13 @@ from shared.contract import (
     derived_id,
 )
 from shared.logs import get_logger
-from shared.messaging import OutboxMessage, Route, Tx, outbox_message, stage
+from shared.messaging import Decoded, OutboxMessage, Route, Tx, outbox_message, stage
 from shared.service import Service
 from shared.settings import Settings
 
 from . import store
 from .channels import Channel, Message, channels
-from .domain import CHANNEL_FOR, RULES, plan, quiet_until
+from .domain import CHANNEL_FOR, RESIDENT_STATE, RULES, plan, quiet_until, residents_to_tell
 from .templates import render, versioned
 
 log = get_logger(__name__)
@@ -52,18 +53,46 @@ class Manners:
         return quiet_until(at, self.quiet_hours, self.timezone)
 
 
-async def _plan(
-    tx: Tx,
-    manners: Manners,
-    work_order_id: str,
-    data: dict[str, Any],
-    residents: list[str] | None = None,
-    kind: str | None = None,
+@dataclass
+class NotifyBatch:
+    """What a consumed batch knows of the orders it is about, and what it will write."""
+
+    latest: datetime | None  # for the business clock
+    residents: dict[str, dict[str, str | None]]  # order -> reporter -> state last told of
+    contacts: dict[store.Pair, tuple[str | None, str | None]] = field(default_factory=dict)
+    told: dict[store.Pair, str] = field(default_factory=dict)
+    notifications: list[dict[str, Any]] = field(default_factory=list)
+
+
+class NotifyUnit:
+    """Loads the residents of a batch's orders in one query; writes contacts, notifications and
+    who was told what in a few statements; advances the business clock."""
+
+    def __init__(self) -> None:
+        self.clock = BusinessClock()
+
+    async def open(self, conn: AsyncConnection, messages: list[Decoded]) -> NotifyBatch:
+        orders = sorted({o for m in messages if (o := getattr(m.data, "work_order_id", None))})
+        return NotifyBatch(await self.clock.open(conn, messages), await store.residents(conn, orders))
+
+    async def close(self, conn: AsyncConnection, batch: NotifyBatch) -> list[OutboxMessage]:
+        await store.save_contacts(conn, batch.contacts)
+        await store.mark_told(conn, batch.told)
+        await store.add(conn, batch.notifications)
+        return await self.clock.close(conn, batch.latest)
+
+
+def _plan(
+    tx: Tx, manners: Manners, work_order_id: str, data: dict[str, Any], kind: str | None = None
 ) -> None:
-    if residents is None:
-        residents = await store.reporters(tx.conn, work_order_id)
+    batch: NotifyBatch = tx.batch
+    kind = kind or tx.event.type
+    residents = batch.residents.get(work_order_id, {})
+    to_tell = residents_to_tell(kind, data, residents)
+    for reporter in to_tell:
+        residents[reporter] = batch.told[(work_order_id, reporter)] = RESIDENT_STATE[kind]
     urgency = str(data.get("urgency") or "normal")
-    rows = [
+    batch.notifications += [
         {
             "id": derived_id(tx.event.id, p.audience, p.recipient, p.template),
             "work_order_id": work_order_id,
@@ -77,9 +106,8 @@ async def _plan(
             "event_time": tx.time,
             "hold_until": manners.hold(p.audience, urgency, tx.time),
         }
-        for p in plan(kind or tx.event.type, data, residents)
+        for p in plan(kind, data, to_tell)
     ]
-    await store.add(tx.conn, rows)
 
 
 def routes(department_topics: list[str], settings: Settings, timezone: str) -> list[Route]:
@@ -87,26 +115,22 @@ def routes(department_topics: list[str], settings: Settings, timezone: str) -> l
     retention = timedelta(days=settings.notify_contact_retention_days)
 
     async def on_contact(tx: Tx, c: ContactRecorded) -> None:
-        await store.save_contact(tx.conn, c.work_order_id, c.reporter_id, c.name, c.phone)
+        batch: NotifyBatch = tx.batch
+        batch.contacts[(c.work_order_id, c.reporter_id)] = (c.name, c.phone)
+        batch.residents.setdefault(c.work_order_id, {}).setdefault(c.reporter_id, None)
         kind = "intake.contact.recorded" if c.reporter_id == c.work_order_id else "intake.contact.merged"
-        data = {"work_order_id": c.work_order_id, "urgency": c.urgency}
-        await _plan(tx, manners, c.work_order_id, data, [c.reporter_id], kind)
+        _plan(tx, manners, c.work_order_id, {"work_order_id": c.work_order_id, "urgency": c.urgency}, kind)
 
-    async def on_lifecycle(tx: Tx, e: WorkOrderData) -> None:
-        await _plan(tx, manners, e.work_order_id, e.model_dump(mode="json"))
+    async def on_event(
+        tx: Tx, e: WorkOrderData | DispatchAssigned | DispatchReminder | DispatchCancelled | SlaBreached
+    ) -> None:
+        _plan(tx, manners, e.work_order_id, e.model_dump(mode="json"))
 
     async def on_closed(tx: Tx, e: WorkOrderData) -> None:
         await store.forget_contacts_after(tx.conn, e.work_order_id, tx.time + retention)
 
-    async def on_department(tx: Tx, d: DispatchAssigned | DispatchReminder | DispatchCancelled) -> None:
-        await _plan(tx, manners, d.work_order_id, d.model_dump(mode="json"), residents=[])
-
-    async def on_sla(tx: Tx, a: SlaBreached) -> None:
-        await _plan(tx, manners, a.work_order_id, a.model_dump(mode="json"))
-
     async def on_cluster(tx: Tx, a: ClusterDetected) -> None:
-        key = f"cluster:{a.community}:{a.category}"
-        await _plan(tx, manners, key, a.model_dump(mode="json"), residents=[])
+        _plan(tx, manners, f"cluster:{a.community}:{a.category}", a.model_dump(mode="json"))
 
     lifecycle_types = [t for t in RULES if t.startswith("workorder.")]
     department_types: dict[str, type[BaseModel]] = {
@@ -116,14 +140,14 @@ def routes(department_topics: list[str], settings: Settings, timezone: str) -> l
     }
     return [
         Route(contract.INTAKE_CONTACTS, "intake.contact.recorded", ContactRecorded, on_contact),
-        *(Route(contract.WORKORDER_EVENTS, t, WorkOrderData, on_lifecycle) for t in lifecycle_types),
+        *(Route(contract.WORKORDER_EVENTS, t, WorkOrderData, on_event) for t in lifecycle_types),
         Route(contract.WORKORDER_EVENTS, "workorder.closed", WorkOrderData, on_closed),
         *(
-            Route(topic, t, model, on_department)
+            Route(topic, t, model, on_event)
             for topic in department_topics
             for t, model in department_types.items()
         ),
-        Route(contract.ALERTS, "alert.sla_breached", SlaBreached, on_sla),
+        Route(contract.ALERTS, "alert.sla_breached", SlaBreached, on_event),
         Route(contract.ALERTS, "alert.cluster_detected", ClusterDetected, on_cluster),
     ]
 
@@ -199,6 +223,8 @@ class Sender:
             business_now = await self.clock.now(conn)
             await store.forget_expired_contacts(conn, business_now)
             pending = await store.claim_pending(conn, now, business_now)
+            residents = [(n.work_order_id, n.recipient) for n in pending if n.audience == "resident"]
+            phones = await store.phones(conn, residents)
             messages: list[OutboxMessage] = []
             attempts: list[dict[str, Any]] = []
             for n in pending:
@@ -206,9 +232,8 @@ class Sender:
                 if not self.breaker.closed(channel.name) or not self.limit.take(channel.name):
                     continue  # left pending for a later round; the others go on
                 address = n.recipient
-                if n.audience == "resident":
-                    who = await store.contact(conn, n.work_order_id, n.recipient)
-                    address = (who.phone if who else None) or ""
+                if n.audience == "resident":  # none once forgotten: the gateway is not called
+                    address = phones.get((n.work_order_id, n.recipient)) or ""
                 tries = n.attempts + 1
                 message = Message(n.id, n.work_order_id, n.audience, address, versioned(n.template), n.body)
                 error: str | None = None
@@ -216,37 +241,19 @@ class Sender:
                     await channel.send(message)
                 except Exception as exc:
                     error = f"{type(exc).__name__}: {exc}"[:300]
-                    self.breaker.result(channel.name, ok=False)
-                    attempts.append(
-                        {
-                            "notification_id": n.id,
-                            "attempt": tries,
-                            "channel": channel.name,
-                            "at": now,
-                            "error": error,
-                        }
-                    )
+                self.breaker.result(channel.name, ok=error is None)
+                attempts.append(_attempt(n.id, tries, channel.name, now, error))
+                if error is None:
+                    await store.finish(conn, n.id, status="sent", attempts=tries, sent_at=n.event_time)
+                    kind = "notification.sent"
+                else:
                     metrics.NOTIFICATIONS.labels(channel.name, "retry").inc()
                     if tries < self.settings.notify_max_attempts:
-                        await store.finish(
-                            conn, n.id, attempts=tries, last_error=error, retry_at=now + self.backoff(tries)
-                        )
+                        retry_at = now + self.backoff(tries)
+                        await store.finish(conn, n.id, attempts=tries, last_error=error, retry_at=retry_at)
                         continue
                     await store.finish(conn, n.id, status="failed", attempts=tries, last_error=error)
                     kind = "notification.failed"
-                else:
-                    self.breaker.result(channel.name, ok=True)
-                    attempts.append(
-                        {
-                            "notification_id": n.id,
-                            "attempt": tries,
-                            "channel": channel.name,
-                            "at": now,
-                            "error": None,
-                        }
-                    )
-                    await store.finish(conn, n.id, status="sent", attempts=tries, sent_at=n.event_time)
-                    kind = "notification.sent"
                 metrics.NOTIFICATIONS.labels(channel.name, kind.split(".")[1]).inc()
                 record = NotificationRecord(
                     notification_id=n.id,

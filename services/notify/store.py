@@ -12,9 +12,7 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
-    bindparam,
     func,
-    select,
     text,
     update,
 )
@@ -53,6 +51,8 @@ class Contact(Model):
     phone: Mapped[str | None] = mapped_column(String(32))
     recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     delete_after: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # business time
+    # The state of the order this resident was last told of (one message per state).
+    last_told: Mapped[str | None] = mapped_column(String(16))
 
 
 class Notification(Model):
@@ -102,25 +102,64 @@ _PENDING = text(
 _ATTEMPTS = insert(Attempt)
 
 
-async def save_contact(
-    conn: AsyncConnection, work_order_id: str, reporter_id: str, name: str | None, phone: str | None
-) -> None:
-    stmt = insert(Contact).values(
-        work_order_id=work_order_id, reporter_id=reporter_id, name=name, phone=phone
-    )
-    keys = ["work_order_id", "reporter_id"]
-    await conn.execute(stmt.on_conflict_do_update(index_elements=keys, set_={"name": name, "phone": phone}))
-
-
-_REPORTERS = (
-    select(Contact.reporter_id).where(Contact.work_order_id == bindparam("id")).order_by(Contact.reporter_id)
+_SAVE_CONTACTS = insert(Contact)
+_SAVE_CONTACTS = _SAVE_CONTACTS.on_conflict_do_update(
+    index_elements=["work_order_id", "reporter_id"],
+    set_={"name": _SAVE_CONTACTS.excluded.name, "phone": _SAVE_CONTACTS.excluded.phone},
+)
+_RESIDENTS = text(
+    "SELECT work_order_id, reporter_id, last_told FROM contacts "
+    "WHERE work_order_id = ANY(CAST(:ids AS text[]))"
+)
+_MARK_TOLD = text(
+    "UPDATE contacts SET last_told = told.state FROM unnest("
+    "CAST(:orders AS text[]), CAST(:reporters AS text[]), CAST(:states AS text[])"
+    ") AS told(work_order_id, reporter_id, state) "
+    "WHERE contacts.work_order_id = told.work_order_id AND contacts.reporter_id = told.reporter_id"
+)
+_PHONES = text(
+    "SELECT contacts.work_order_id, contacts.reporter_id, phone FROM contacts JOIN unnest("
+    "CAST(:orders AS text[]), CAST(:reporters AS text[])) AS wanted(work_order_id, reporter_id) "
+    "ON contacts.work_order_id = wanted.work_order_id AND contacts.reporter_id = wanted.reporter_id"
 )
 _ADD = insert(Notification).on_conflict_do_nothing()
 
+Pair = tuple[str, str]  # (work order, reporter)
 
-async def reporters(conn: AsyncConnection, work_order_id: str) -> list[str]:
-    """The residents to tell about an order: its own reporter and those of repeats merged into it."""
-    return [row[0] for row in await conn.execute(_REPORTERS, {"id": work_order_id})]
+
+async def save_contacts(conn: AsyncConnection, contacts: dict[Pair, tuple[str | None, str | None]]) -> None:
+    """Record residents' names and phones, keyed by order and report."""
+    if contacts:
+        rows = [
+            {"work_order_id": order, "reporter_id": reporter, "name": name, "phone": phone}
+            for (order, reporter), (name, phone) in contacts.items()
+        ]
+        await conn.execute(_SAVE_CONTACTS, rows)
+
+
+async def residents(conn: AsyncConnection, work_order_ids: list[str]) -> dict[str, dict[str, str | None]]:
+    """The residents to tell about each order (its own reporter and those of repeats merged into
+    it), each with the state they were last told of."""
+    found: dict[str, dict[str, str | None]] = {}
+    if work_order_ids:
+        for order, reporter, told in await conn.execute(_RESIDENTS, {"ids": work_order_ids}):
+            found.setdefault(order, {})[reporter] = told
+    return found
+
+
+async def mark_told(conn: AsyncConnection, told: dict[Pair, str]) -> None:
+    if told:
+        orders, reporters = zip(*told, strict=True)
+        params = {"orders": list(orders), "reporters": list(reporters), "states": list(told.values())}
+        await conn.execute(_MARK_TOLD, params)
+
+
+async def phones(conn: AsyncConnection, pairs: list[Pair]) -> dict[Pair, str | None]:
+    """The phones of the residents to reach (none once a contact is forgotten)."""
+    if not pairs:
+        return {}
+    params = {"orders": [o for o, _ in pairs], "reporters": [r for _, r in pairs]}
+    return {(o, r): phone for o, r, phone in await conn.execute(_PHONES, params)}
 
 
 async def add(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
@@ -152,11 +191,6 @@ async def forget_expired_contacts(conn: AsyncConnection, business_now: datetime)
 async def record_attempts(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
     if rows:
         await conn.execute(_ATTEMPTS, rows)
-
-
-async def contact(conn: AsyncConnection, work_order_id: str, reporter_id: str) -> Row[Any] | None:
-    stmt = select(Contact).where(Contact.work_order_id == work_order_id, Contact.reporter_id == reporter_id)
-    return (await conn.execute(stmt)).first()
 
 
 async def finish(conn: AsyncConnection, notification_id: str, **values: Any) -> None:

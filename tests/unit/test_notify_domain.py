@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from services.notify.domain import Planned, plan
+from services.notify.domain import Planned, plan, residents_to_tell
 from services.notify.templates import SOURCES, VERSION, render, versioned
 
 
@@ -45,7 +45,25 @@ def test_resident_is_told_when_a_contact_is_known(
 
 def test_resident_not_told_of_an_acceptance_that_did_not_accept_the_order() -> None:
     # An assisting department signing for its part leaves the order in its status.
-    assert plan("workorder.accepted", order(status="dispatched"), residents=["WO-H-1"]) == []
+    assert residents_to_tell("workorder.accepted", order(status="dispatched"), {"WO-H-1": "received"}) == []
+    assert residents_to_tell("workorder.accepted", order(status="accepted"), {"WO-H-1": "received"}) == [
+        "WO-H-1"
+    ]
+
+
+def test_a_resident_hears_of_each_state_once_until_the_state_changes() -> None:
+    accepted = order(status="accepted")
+    # The second department to sign after a return: nothing new for a resident told "accepted".
+    told = {"WO-H-1": "accepted", "WO-H-2": "received"}  # WO-H-2 joined after the first acceptance
+    assert residents_to_tell("workorder.accepted", accepted, told) == ["WO-H-2"]
+    # After a reopening, a new resolution is news again.
+    assert residents_to_tell("workorder.resolved", order(status="resolved"), {"WO-H-1": "reopened"}) == [
+        "WO-H-1"
+    ]
+    assert residents_to_tell("workorder.resolved", order(status="resolved"), {"WO-H-1": "resolved"}) == []
+    # Events that tell residents nothing.
+    assert residents_to_tell("workorder.escalated", order(), {"WO-H-1": None}) == []
+    assert residents_to_tell("dispatch.assigned", order(), {"WO-H-1": None}) == []
 
 
 @pytest.mark.parametrize(

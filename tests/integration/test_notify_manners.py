@@ -1,0 +1,197 @@
+"""Notify's manners over business time: quiet hours hold a resident's SMS until morning, a resident
+hears of each state once, and contacts are forgotten a retention period after the order closes.
+
+Business time comes from event times (notify's clock never runs backwards), so these tests run on
+a notify of its own, fed past nights and mornings as the rest of the pipeline would publish them:
+no sleeping until 07:00."""
+
+from __future__ import annotations
+
+import asyncio
+import time as wall
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from datetime import date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from shared import contract
+from tests.integration.bus import Bus, cloud_event
+from tests.integration.conftest import TEST_ENV
+from tests.integration.flows import PHONE, uid
+from tests.integration.sink import Received, Sink
+from tools.stack import ROOT, Stack
+
+pytestmark = pytest.mark.integration
+LOCAL = ZoneInfo("Asia/Shanghai")  # the sample jurisdiction's time zone
+ENV = TEST_ENV | {
+    "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:19093",
+    "HTTP_PORT_BASE": "18290",
+    "DATABASE_PREFIX": "whistle_test_manners",
+    "NOTIFY_QUIET_HOURS": "22:00-07:00",
+    "NOTIFY_CONTACT_RETENTION_DAYS": "1",
+}
+
+
+@pytest.fixture(scope="module")
+def notify_alone(sink: Sink) -> Iterator[Stack]:
+    stack = Stack(home=ROOT / ".whistle" / "test-manners", env=dict(ENV))
+    stack.down()
+    stack.reset_databases()
+    try:
+        stack.check_database()
+        stack.start_broker()
+        stack.create_topics()
+        stack.start_service("notify")
+        stack.wait_ready(("notify",))
+        yield stack
+    finally:
+        stack.down()
+
+
+@pytest.fixture(scope="module")
+async def feed(notify_alone: Stack) -> AsyncIterator[Bus]:
+    bus = Bus(notify_alone.settings)
+    await bus.start()
+    yield bus
+    await bus.stop()
+
+
+@pytest.fixture(scope="module")
+async def notify_db(notify_alone: Stack) -> AsyncIterator[AsyncEngine]:
+    engine = create_async_engine(notify_alone.settings.database_url_for("notify"))
+    yield engine
+    await engine.dispose()
+
+
+def local(day: date, hour: int, minute: int) -> datetime:
+    return datetime(day.year, day.month, day.day, hour, minute, tzinfo=LOCAL)
+
+
+def at(when: datetime, type: str, data: dict[str, Any]) -> dict[str, Any]:
+    return cloud_event(type, data, subject=data["work_order_id"]) | {"time": when.isoformat()}
+
+
+async def contact(bus: Bus, order: str, when: datetime, urgency: str = "normal") -> None:
+    data = {
+        "work_order_id": order,
+        "reporter_id": order,
+        "name": "孙大爷",
+        "phone": PHONE,
+        "urgency": urgency,
+    }
+    await bus.send(contract.INTAKE_CONTACTS, order, at(when, "intake.contact.recorded", data))
+
+
+async def lifecycle(bus: Bus, order: str, type: str, when: datetime, status: str, **extra: Any) -> None:
+    data = {
+        "work_order_id": order,
+        "status": status,
+        "level": "community",
+        "category": "heating",
+        "category_name": "供暖",
+        "street": None,
+        "community": None,
+        "grid": None,
+        "source": "hotline",
+        "caused_by": uid("E"),
+    } | extra
+    await bus.send(contract.WORKORDER_EVENTS, order, at(when, type, data))
+
+
+async def tick(bus: Bus, when: datetime) -> None:
+    """Business time moves on to ``when``: another order is escalated. Once the supervisors are
+    told (``notification.sent`` commits with the round that sent it), notify has had a round of
+    sending and housekeeping in business time ``when``."""
+    order = uid("WO-H-T")
+    extra = {"from_level": "community", "to_level": "street", "reason": "超时"}
+    await lifecycle(bus, order, "workorder.escalated", when, "dispatched", **extra)
+    await bus.wait_for(lambda s: s.type == "notification.sent" and s.data["work_order_id"] == order)
+
+
+async def eventually(probe: Callable[[], Awaitable[Any]], within: float = 30) -> Any:
+    """The probe's first truthy answer, asking until ``within`` seconds have passed."""
+    deadline = wall.monotonic() + within
+    while not (answer := await probe()):
+        if wall.monotonic() > deadline:
+            raise TimeoutError(f"no answer from {probe.__name__} within {within}s")
+        await asyncio.sleep(0.1)
+    return answer
+
+
+def sms_about(order: str) -> Callable[[Received], bool]:
+    return lambda r: r.path == "/sms" and order in r.json["text"]
+
+
+async def test_quiet_hours_hold_an_sms_until_morning_and_the_contact_is_forgotten_after_retention(
+    feed: Bus, sink: Sink, notify_db: AsyncEngine
+) -> None:
+    night = date.today() - timedelta(days=4)  # business time may not run ahead of the wall clock
+    morning = night + timedelta(days=1)
+    quiet, emergency = uid("WO-H-Q"), uid("WO-H-E")
+
+    async def held() -> Any:
+        async with notify_db.connect() as conn:
+            sql = "SELECT hold_until FROM notifications WHERE work_order_id = :o AND status = 'pending'"
+            return (await conn.execute(text(sql), {"o": quiet})).scalar()
+
+    async def contacts_left() -> int:
+        async with notify_db.connect() as conn:
+            sql = "SELECT count(*) FROM contacts WHERE work_order_id = :o"
+            return int((await conn.execute(text(sql), {"o": quiet})).scalar_one())
+
+    # 23:30: a resident's call is recorded; the SMS that says so waits for 07:00.
+    await contact(feed, quiet, local(night, 23, 30))
+    assert await eventually(held) == local(morning, 7, 0)
+    # 23:31: an emergency is told at once, night or not; the held SMS still waits.
+    await contact(feed, emergency, local(night, 23, 31), urgency="emergency")
+    await asyncio.to_thread(sink.wait_for, sms_about(emergency))
+    assert not sink.delivered(sms_about(quiet))
+
+    # 07:01: the held SMS goes out, once.
+    await tick(feed, local(morning, 7, 1))
+    [sms] = await asyncio.to_thread(sink.wait_for, sms_about(quiet))
+    assert sms.json["to"] == PHONE and "已受理" in sms.json["text"]
+    await feed.wait_for(lambda s: s.type == "notification.sent" and s.data["notification_id"] == sms.key)
+
+    # The order closes at 07:05; the resident's phone is kept for the retention period (a day) ...
+    await lifecycle(feed, quiet, "workorder.closed", local(morning, 7, 5), "closed")
+
+    async def kept_until() -> Any:
+        async with notify_db.connect() as conn:
+            sql = "SELECT delete_after FROM contacts WHERE work_order_id = :o"
+            return (await conn.execute(text(sql), {"o": quiet})).scalar()
+
+    assert await eventually(kept_until) == local(morning + timedelta(days=1), 7, 5)
+    await tick(feed, local(morning + timedelta(days=1), 7, 4))
+    assert await contacts_left() == 1  # 07:04 the next day: not yet
+    # ... and forgotten once business time passes it.
+    await tick(feed, local(morning + timedelta(days=1), 7, 6))
+    assert await contacts_left() == 0
+
+
+async def test_a_resident_hears_of_each_state_once(feed: Bus, sink: Sink, notify_db: AsyncEngine) -> None:
+    # Daytime, before the other test's night: quiet hours and the clock leave these alone.
+    day = date.today() - timedelta(days=6)
+    order = uid("WO-H-S")
+    await contact(feed, order, local(day, 9, 0))
+    # Signed for, returned, signed for by the next department: the resident hears "accepted" once.
+    await lifecycle(feed, order, "workorder.accepted", local(day, 9, 10), "accepted", department="heat")
+    await lifecycle(feed, order, "workorder.accepted", local(day, 9, 40), "accepted", department="city")
+    await lifecycle(feed, order, "workorder.resolved", local(day, 11, 0), "resolved", result="已修复")
+    await lifecycle(feed, order, "workorder.reopened", local(day, 12, 0), "dispatched")
+    await lifecycle(feed, order, "workorder.resolved", local(day, 15, 0), "resolved", result="再次修复")
+
+    # received, accepted, resolved and the follow-up, reopened, resolved and the follow-up again.
+    told = ["received", "accepted", "resolved", "follow_up", "reopened", "resolved", "follow_up"]
+    await asyncio.to_thread(sink.wait_for, sms_about(order), len(told))
+    # All delivered, so every event before the last was applied (one partition, in order): what
+    # notify planned for this order is complete.
+    async with notify_db.connect() as conn:
+        sql = "SELECT template FROM notifications WHERE work_order_id = :o ORDER BY event_time, template"
+        planned = [row[0] for row in await conn.execute(text(sql), {"o": order})]
+    assert sorted(planned) == sorted(told)
+    assert len(sink.delivered(sms_about(order))) == len(told)
