@@ -83,12 +83,19 @@ class NotifyUnit:
 
 
 def _plan(
-    tx: Tx, manners: Manners, work_order_id: str, data: dict[str, Any], kind: str | None = None
+    tx: Tx,
+    manners: Manners,
+    work_order_id: str,
+    data: dict[str, Any],
+    kind: str | None = None,
+    reporter: str | None = None,
 ) -> None:
+    """Record the notifications an event calls for (to all the order's residents, or to one)."""
     batch: NotifyBatch = tx.batch
     kind = kind or tx.event.type
-    residents = batch.residents.get(work_order_id, {})
-    to_tell = residents_to_tell(kind, data, residents)
+    residents = batch.residents.setdefault(work_order_id, {})
+    candidates = {reporter: residents.get(reporter)} if reporter else residents
+    to_tell = residents_to_tell(kind, data, candidates)
     for reporter in to_tell:
         residents[reporter] = batch.told[(work_order_id, reporter)] = RESIDENT_STATE[kind]
     urgency = str(data.get("urgency") or "normal")
@@ -119,7 +126,8 @@ def routes(department_topics: list[str], settings: Settings, timezone: str) -> l
         batch.contacts[(c.work_order_id, c.reporter_id)] = (c.name, c.phone)
         batch.residents.setdefault(c.work_order_id, {}).setdefault(c.reporter_id, None)
         kind = "intake.contact.recorded" if c.reporter_id == c.work_order_id else "intake.contact.merged"
-        _plan(tx, manners, c.work_order_id, {"work_order_id": c.work_order_id, "urgency": c.urgency}, kind)
+        data = {"work_order_id": c.work_order_id, "urgency": c.urgency}
+        _plan(tx, manners, c.work_order_id, data, kind, reporter=c.reporter_id)  # the newcomer only
 
     async def on_event(
         tx: Tx, e: WorkOrderData | DispatchAssigned | DispatchReminder | DispatchCancelled | SlaBreached

@@ -72,18 +72,19 @@ class Sink:
 
     def delivered(self, matching: Callable[[Received], bool]) -> list[Received]:
         with self._changed:
-            return [r for r in self.received if r.status == 200 and matching(r)]
+            return self._answered(matching, 200)
 
     def wait_for(
-        self, matching: Callable[[Received], bool], count: int = 1, within: float = 45
+        self, matching: Callable[[Received], bool], count: int = 1, within: float = 45, status: int = 200
     ) -> list[Received]:
-        """Blocking (call it with asyncio.to_thread): the first ``count`` delivered requests that match."""
+        """Blocking (call it with asyncio.to_thread): the first ``count`` requests that match and
+        were answered with ``status`` (delivered, by default)."""
         with self._changed:
             if not self._changed.wait_for(
-                lambda: len(self.delivered_unlocked(matching)) >= count, timeout=within
+                lambda: len(self._answered(matching, status)) >= count, timeout=within
             ):
                 raise TimeoutError(f"the sink did not receive {count} matching requests in {within}s")
-            return self.delivered_unlocked(matching)
+            return self._answered(matching, status)
 
-    def delivered_unlocked(self, matching: Callable[[Received], bool]) -> list[Received]:
-        return [r for r in self.received if r.status == 200 and matching(r)]
+    def _answered(self, matching: Callable[[Received], bool], status: int) -> list[Received]:
+        return [r for r in self.received if r.status == status and matching(r)]

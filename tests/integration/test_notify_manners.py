@@ -33,6 +33,9 @@ ENV = TEST_ENV | {
     "DATABASE_PREFIX": "whistle_test_manners",
     "NOTIFY_QUIET_HOURS": "22:00-07:00",
     "NOTIFY_CONTACT_RETENTION_DAYS": "1",
+    # A retry comes 2 s after a failure: time for a test to kill notify in between.
+    "NOTIFY_BACKOFF_SECONDS": "2",
+    "NOTIFY_BACKOFF_CAP_SECONDS": "4",
 }
 
 
@@ -75,18 +78,23 @@ def at(when: datetime, type: str, data: dict[str, Any]) -> dict[str, Any]:
     return cloud_event(type, data, subject=data["work_order_id"]) | {"time": when.isoformat()}
 
 
-async def contact(bus: Bus, order: str, when: datetime, urgency: str = "normal") -> None:
+async def contact(
+    bus: Bus, order: str, when: datetime, urgency: str = "normal", reporter: str = "", phone: str = PHONE
+) -> None:
+    """The contact of the order's own reporter, or (``reporter``) of a repeat merged into it."""
     data = {
         "work_order_id": order,
-        "reporter_id": order,
+        "reporter_id": reporter or order,
         "name": "孙大爷",
-        "phone": PHONE,
+        "phone": phone,
         "urgency": urgency,
     }
     await bus.send(contract.INTAKE_CONTACTS, order, at(when, "intake.contact.recorded", data))
 
 
-async def lifecycle(bus: Bus, order: str, type: str, when: datetime, status: str, **extra: Any) -> None:
+async def lifecycle(
+    bus: Bus, order: str, type: str, when: datetime, status: str, **extra: Any
+) -> dict[str, Any]:
     data = {
         "work_order_id": order,
         "status": status,
@@ -99,7 +107,9 @@ async def lifecycle(bus: Bus, order: str, type: str, when: datetime, status: str
         "source": "hotline",
         "caused_by": uid("E"),
     } | extra
-    await bus.send(contract.WORKORDER_EVENTS, order, at(when, type, data))
+    event = at(when, type, data)
+    await bus.send(contract.WORKORDER_EVENTS, order, event)
+    return event
 
 
 async def tick(bus: Bus, when: datetime) -> None:
@@ -173,25 +183,63 @@ async def test_quiet_hours_hold_an_sms_until_morning_and_the_contact_is_forgotte
     assert await contacts_left() == 0
 
 
-async def test_a_resident_hears_of_each_state_once(feed: Bus, sink: Sink, notify_db: AsyncEngine) -> None:
+async def test_each_resident_hears_of_each_state_once(feed: Bus, sink: Sink, notify_db: AsyncEngine) -> None:
     # Daytime, before the other test's night: quiet hours and the clock leave these alone.
     day = date.today() - timedelta(days=6)
-    order = uid("WO-H-S")
+    order, repeat = uid("WO-H-S"), uid("WO-H-R")
     await contact(feed, order, local(day, 9, 0))
-    # Signed for, returned, signed for by the next department: the resident hears "accepted" once.
-    await lifecycle(feed, order, "workorder.accepted", local(day, 9, 10), "accepted", department="heat")
+    await asyncio.to_thread(sink.wait_for, sms_about(order))  # (contacts come on a topic of their own)
+    first = await lifecycle(
+        feed, order, "workorder.accepted", local(day, 9, 10), "accepted", department="heat"
+    )
+    await feed.send(contract.WORKORDER_EVENTS, order, first)  # redelivered: the inbox drops it
+    await asyncio.to_thread(sink.wait_for, sms_about(order), 2)
+    # A second resident calls about the same problem; the repeat is merged into the order.
+    await contact(feed, order, local(day, 9, 20), reporter=repeat, phone="13900001111")
+    await asyncio.to_thread(sink.wait_for, sms_about(order), 3)
+    # Returned, and signed for by the next department: only the newcomer has news.
     await lifecycle(feed, order, "workorder.accepted", local(day, 9, 40), "accepted", department="city")
     await lifecycle(feed, order, "workorder.resolved", local(day, 11, 0), "resolved", result="已修复")
     await lifecycle(feed, order, "workorder.reopened", local(day, 12, 0), "dispatched")
     await lifecycle(feed, order, "workorder.resolved", local(day, 15, 0), "resolved", result="再次修复")
 
-    # received, accepted, resolved and the follow-up, reopened, resolved and the follow-up again.
-    told = ["received", "accepted", "resolved", "follow_up", "reopened", "resolved", "follow_up"]
-    await asyncio.to_thread(sink.wait_for, sms_about(order), len(told))
+    rounds = ["resolved", "follow_up", "reopened", "resolved", "follow_up"]
+    told = {order: ["received", "accepted", *rounds], repeat: ["joined", "accepted", *rounds]}
+    count = sum(len(t) for t in told.values())
+    await asyncio.to_thread(sink.wait_for, sms_about(order), count)
     # All delivered, so every event before the last was applied (one partition, in order): what
     # notify planned for this order is complete.
     async with notify_db.connect() as conn:
-        sql = "SELECT template FROM notifications WHERE work_order_id = :o ORDER BY event_time, template"
-        planned = [row[0] for row in await conn.execute(text(sql), {"o": order})]
-    assert sorted(planned) == sorted(told)
-    assert len(sink.delivered(sms_about(order))) == len(told)
+        sql = "SELECT recipient, template FROM notifications WHERE work_order_id = :o"
+        planned: dict[str, list[str]] = {}
+        for recipient, template in await conn.execute(text(sql), {"o": order}):
+            planned.setdefault(recipient, []).append(template)
+    assert {r: sorted(t) for r, t in planned.items()} == {r: sorted(t) for r, t in told.items()}
+    delivered = sink.delivered(sms_about(order))
+    assert len(delivered) == count and len({r.key for r in delivered}) == count
+    assert {r.json["to"] for r in delivered} == {PHONE, "13900001111"}
+
+
+async def test_a_notification_survives_a_crash_of_notify_and_is_delivered_once(
+    notify_alone: Stack, feed: Bus, sink: Sink, notify_db: AsyncEngine
+) -> None:
+    order = uid("WO-H-K")
+    sink.fail(sms_about(order), times=1)
+    await contact(feed, order, local(date.today() - timedelta(days=6), 10, 0))
+
+    async def first_attempt_recorded() -> bool:
+        async with notify_db.connect() as conn:
+            sql = "SELECT attempts FROM notifications WHERE work_order_id = :o"
+            return (await conn.execute(text(sql), {"o": order})).scalar() == 1
+
+    await eventually(first_attempt_recorded)
+    notify_alone.kill("notify")  # SIGKILL before the retry is due: only the database remembers
+    notify_alone.start_service("notify")
+    await asyncio.to_thread(notify_alone.wait_ready, ("notify",))
+
+    [sms] = await asyncio.to_thread(sink.wait_for, sms_about(order))
+    [sent] = await feed.wait_for(
+        lambda s: s.type == "notification.sent" and s.data["notification_id"] == sms.key
+    )
+    assert sent.data["attempts"] == 2  # the 500 before the crash, then delivered after it
+    assert len(sink.delivered(sms_about(order))) == 1
