@@ -56,9 +56,9 @@ def test_placement_accuracy(report: Report) -> None:
 
 
 HOLDOUT_SET = DEFAULT_SET.with_name("holdout_calls.jsonl")
-# Written after the keywords were tuned and never tuned on: what to expect of new wording.
-# Below the target on purpose; the floor only guards against regressions.
-HOLDOUT_FLOOR = 0.60
+# Written by another hand, without sight of the keywords, and never tuned on: what to expect of
+# new wording. The floor guards against regressions.
+HOLDOUT_FLOOR = 0.80
 
 
 def test_held_out_calls_are_reported_and_do_not_regress(ref: Jurisdiction) -> None:
