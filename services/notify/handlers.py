@@ -96,8 +96,8 @@ def _plan(
     residents = batch.residents.setdefault(work_order_id, {})
     candidates = {reporter: residents.get(reporter)} if reporter else residents
     to_tell = residents_to_tell(kind, data, candidates)
-    for reporter in to_tell:
-        residents[reporter] = batch.told[(work_order_id, reporter)] = RESIDENT_STATE[kind]
+    for resident in to_tell:
+        residents[resident] = batch.told[(work_order_id, resident)] = RESIDENT_STATE[kind]
     urgency = str(data.get("urgency") or "normal")
     batch.notifications += [
         {
