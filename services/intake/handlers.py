@@ -133,7 +133,7 @@ class IntakeUnit:
                 counts[(community, category)].append((minute, n))
         return IntakeBatch(
             orders=orders,
-            known=await store.known_sources(conn, [o.source_id for o in new]),
+            known=await store.known_sources(conn, [(o.source, o.source_id) for o in new]),
             open_orders=OpenOrders(await store.open_orders(conn, new, earliest - self.merge_window)),
             counts=counts,
             alerts=await store.cluster_alerts(conn, keys) if keys else {},

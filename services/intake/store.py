@@ -98,7 +98,11 @@ _ALERT = _ALERT.on_conflict_do_update(
     index_elements=["community", "category"],
     set_={"step": _ALERT.excluded.step, "alerted_at": _ALERT.excluded.alerted_at},
 )
-_KNOWN = text("SELECT source, source_id FROM work_orders WHERE source_id = ANY(CAST(:ids AS text[]))")
+# By (source, source_id) pairs, so that the unique index answers (source_id alone is a full scan).
+_KNOWN = text(
+    "SELECT source, source_id FROM work_orders WHERE (source, source_id) IN "
+    "(SELECT * FROM unnest(CAST(:sources AS text[]), CAST(:ids AS text[])))"
+)
 # Open orders of the same category at one of the batch's compounds or grids, or from one of its
 # phones: exact (category, place) pairs, so a busy window does not return every open order.
 _OPEN = text(
@@ -150,8 +154,10 @@ def order_row(order: NewOrder, status: str, merged_into: str | None) -> dict[str
     }
 
 
-async def known_sources(conn: AsyncConnection, source_ids: list[str]) -> set[tuple[str, str]]:
-    rows = await conn.execute(_KNOWN, {"ids": source_ids})
+async def known_sources(conn: AsyncConnection, sources: list[tuple[str, str]]) -> set[tuple[str, str]]:
+    """Which of these (source, source_id) are already work orders."""
+    params = {"sources": [s for s, _ in sources], "ids": [i for _, i in sources]}
+    rows = await conn.execute(_KNOWN, params)
     return {(source, source_id) for source, source_id in rows}
 
 
