@@ -20,6 +20,7 @@ import contextlib
 import functools
 import ssl
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -369,6 +370,12 @@ class BatchConsumer:
             return f"not valid JSON (UTF-8 expected): {exc}"
         if not isinstance(obj, dict):
             return f"expected a JSON object (a CloudEvent), got {type(obj).__name__}"
+        kind = obj.get("type")
+        unrouted = isinstance(kind, str) and (delivery.topic, kind) not in self.routes
+        if unrouted and delivery.topic not in self.strict_topics:
+            # Not for us (e.g. our own events read back from a topic we listen to): known without
+            # validating the envelope, which costs more than the rest of this.
+            return None
         try:
             event = CloudEvent.model_validate(obj)
         except ValidationError as exc:
@@ -390,6 +397,7 @@ class BatchConsumer:
         started = time.perf_counter()
         decoded: list[Decoded] = []
         dead: list[OutboxMessage] = []
+        ignored: Counter[str] = Counter()
         for record in records:
             delivery = Delivery.of(record)
             result = self.decode(delivery)
@@ -401,7 +409,9 @@ class BatchConsumer:
                 metrics.MESSAGES.labels(self.service, delivery.topic, "deadlettered").inc()
                 dead.append(dead_letter(delivery, result, self.source))
             else:
-                metrics.MESSAGES.labels(self.service, delivery.topic, "ignored").inc()
+                ignored[delivery.topic] += 1
+        for topic, n in ignored.items():  # counted per topic, not per message: labels() costs
+            metrics.MESSAGES.labels(self.service, topic, "ignored").inc(n)
 
         delay = 0.2
         for attempt in range(1, self.max_attempts + 1):
@@ -432,12 +442,12 @@ class BatchConsumer:
         self, decoded: list[Decoded], dead_before: list[OutboxMessage], careful: bool
     ) -> None:
         rows = [m.row() for m in dead_before]
-        outcomes: list[tuple[str, str]] = []
-        lifecycle: list[str] = []  # work-order events staged, counted once the batch commits
+        outcomes: Counter[tuple[str, str]] = Counter()
+        lifecycle: Counter[str] = Counter()  # work-order events staged, counted once the batch commits
 
         def staged(tx: Tx) -> None:
             rows.extend(o.row() for o in tx.outbox)
-            lifecycle.extend(o.type for o in tx.outbox if o.topic == WORKORDER_EVENTS)
+            lifecycle.update(o.type for o in tx.outbox if o.topic == WORKORDER_EVENTS)
 
         async with self.engine.begin() as conn:
             fresh: set[str] = set()
@@ -453,7 +463,7 @@ class BatchConsumer:
                     fresh.discard(m.event.id)
                     todo.append(m)
                 else:  # seen before, or twice in this batch
-                    outcomes.append((m.delivery.topic, "duplicate"))
+                    outcomes[(m.delivery.topic, "duplicate")] += 1
             context = await self.unit.open(conn, todo) if self.unit and not careful and todo else None
             for m in todo:
                 tx = Tx(conn, m.event, m.delivery, self.source, context)
@@ -465,7 +475,7 @@ class BatchConsumer:
                             raise
                         raise _NeedsCare from exc
                     staged(tx)
-                    outcomes.append((m.delivery.topic, "applied"))
+                    outcomes[(m.delivery.topic, "applied")] += 1
                     continue
                 try:
                     async with conn.begin_nested():
@@ -476,7 +486,7 @@ class BatchConsumer:
                             tx.outbox += await self.unit.close(conn, tx.batch)
                 except Refused as exc:
                     rows.append(dead_letter(m.delivery, f"refused {m.event.type}: {exc}", self.source).row())
-                    outcomes.append((m.delivery.topic, "deadlettered"))
+                    outcomes[(m.delivery.topic, "deadlettered")] += 1
                     log.warning("refused", event_id=m.event.id, type=m.event.type, error=str(exc))
                 except Exception as exc:
                     if is_transient(exc):
@@ -487,19 +497,19 @@ class BatchConsumer:
                         f"could not be applied ({type(exc).__name__}); see the service log for {m.event.id}"
                     )
                     rows.append(dead_letter(m.delivery, reason, self.source).row())
-                    outcomes.append((m.delivery.topic, "deadlettered"))
+                    outcomes[(m.delivery.topic, "deadlettered")] += 1
                 else:
                     staged(tx)
-                    outcomes.append((m.delivery.topic, "applied"))
+                    outcomes[(m.delivery.topic, "applied")] += 1
             if context is not None:
                 rows += [m.row() for m in await self.unit.close(conn, context)]  # type: ignore[union-attr]
             await self._stage.execute(conn, rows)
-        for event_type in lifecycle:
-            metrics.WORKORDERS.labels(event_type).inc()
-        for topic, outcome in outcomes:
-            metrics.MESSAGES.labels(self.service, topic, outcome).inc()
+        for event_type, n in lifecycle.items():
+            metrics.WORKORDERS.labels(event_type).inc(n)
+        for (topic, outcome), n in outcomes.items():
+            metrics.MESSAGES.labels(self.service, topic, outcome).inc(n)
             if outcome == "deadlettered":
-                metrics.DEADLETTERS.labels(self.service, topic).inc()
+                metrics.DEADLETTERS.labels(self.service, topic).inc(n)
 
 
 class _NeedsCare(Exception):
@@ -581,8 +591,8 @@ class OutboxRelay:
             ]
             await asyncio.gather(*futures)
             await conn.execute(self._mark, {"ids": [row[0] for row in rows]})
-        for _, topic, _, _ in rows:
-            metrics.RELAY_PUBLISHED.labels(self.service, topic).inc()
+        for topic, n in Counter(row[1] for row in rows).items():
+            metrics.RELAY_PUBLISHED.labels(self.service, topic).inc(n)
         return len(rows)
 
     async def run(self) -> None:
