@@ -47,7 +47,7 @@ from shared.contract import (
     CloudEvent,
     DeadLetter,
     derived_id,
-    envelope,
+    encode_event,
 )
 from shared.db import BulkInsert, bulk_insert
 from shared.logs import get_logger
@@ -226,7 +226,7 @@ class Tx:
     ) -> str:
         """Stage an event for the outbox; it commits with the batch. Returns the event id."""
         event_id = derived_id(self.event.id, str(len(self.outbox)))
-        body = envelope(
+        body = encode_event(
             type=type,
             source=self.source,
             subject=subject or key,
@@ -234,7 +234,7 @@ class Tx:
             data=data,
             id=event_id,
         )
-        self.outbox.append(OutboxMessage(topic, key, orjson.dumps(body), type))
+        self.outbox.append(OutboxMessage(topic, key, body, type))
         return event_id
 
 
@@ -292,7 +292,7 @@ def dead_letter(delivery: Delivery, error: str, source: str) -> OutboxMessage:
         raw_encoding=encoding,
     )
     origin = f"{delivery.topic}/{delivery.partition}/{delivery.offset}"
-    body = envelope(
+    body = encode_event(
         type="deadletter.recorded",
         source=source,
         subject=origin,
@@ -300,7 +300,7 @@ def dead_letter(delivery: Delivery, error: str, source: str) -> OutboxMessage:
         data=data,
         id=derived_id("deadletter", origin),
     )
-    return OutboxMessage(DEADLETTER, delivery.key, orjson.dumps(body))
+    return OutboxMessage(DEADLETTER, delivery.key, body)
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -530,8 +530,8 @@ async def stage(conn: AsyncConnection, outbox: Table, messages: Sequence[OutboxM
 def outbox_message(
     topic: str, key: str, type: str, data: BaseModel | dict[str, Any], *, source: str, time: datetime, id: str
 ) -> OutboxMessage:
-    body = envelope(type=type, source=source, subject=key, time=time, data=data, id=id)
-    return OutboxMessage(topic, key, orjson.dumps(body))
+    body = encode_event(type=type, source=source, subject=key, time=time, data=data, id=id)
+    return OutboxMessage(topic, key, body)
 
 
 # ---- Publishing -------------------------------------------------------------------------------
