@@ -9,7 +9,8 @@ The rules (ARCHITECTURE.md) in one place:
 - dead letters are outbox rows like every other event, so they commit with the batch;
 - a transient failure (database or network) retries the whole batch with bounded backoff; after a
   few tries the batch is nacked (rewound) and comes again from the broker, never skipped;
-- the relay publishes outbox rows in batches with ``acks=all`` and marks them sent.
+- the relay claims outbox rows in batches by deleting them, publishes them with ``acks=all`` and
+  commits the delete only once every ack is in.
 """
 
 from __future__ import annotations
