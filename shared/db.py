@@ -8,14 +8,20 @@ that replicas starting together do not race.
 from __future__ import annotations
 
 import asyncio
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import asyncpg
+import orjson
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import MetaData, text
+from sqlalchemy import JSON, MetaData, Table, TextClause, text
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection, make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.orm import DeclarativeBase
 
 from shared.logs import get_logger
@@ -45,6 +51,43 @@ def service_metadata() -> MetaData:
 
 def create_engine(url: str, pool_size: int = 5) -> AsyncEngine:
     return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+
+
+@dataclass(frozen=True)
+class BulkInsert:
+    """Many rows in one INSERT: each column is sent as one typed array and unnested, in order. An
+    insert of a list of rows through SQLAlchemy runs the statement once per row (executemany),
+    which costs the database and the client several times more for a batch of hundreds."""
+
+    statement: TextClause
+    columns: tuple[str, ...]
+    json: frozenset[str]  # JSON columns: their values are sent as JSON text
+
+    async def execute(self, conn: AsyncConnection, rows: Iterable[dict[str, Any]]) -> None:
+        rows = list(rows)
+        if not rows:
+            return
+        params = {f"c{i}": [r[c] for r in rows] for i, c in enumerate(self.columns)}
+        for i, c in enumerate(self.columns):
+            if c in self.json:
+                params[f"c{i}"] = [None if v is None else orjson.dumps(v).decode() for v in params[f"c{i}"]]
+        await conn.execute(self.statement, params)
+
+
+def bulk_insert(table: Table, columns: Sequence[str], on_conflict: str = "") -> BulkInsert:
+    """``INSERT INTO table (columns) SELECT ... FROM unnest(...) [on_conflict]``, for ``execute``."""
+    dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
+    # Arrays of the columns' types without their lengths: a cast to VARCHAR(n) would cut a value
+    # short silently, where the insert itself refuses it.
+    types = [re.sub(r"\(\d+(,\s*\d+)?\)", "", table.c[c].type.compile(dialect=dialect)) for c in columns]
+    arrays = ", ".join(f"CAST(:c{i} AS {t}[])" for i, t in enumerate(types))
+    names = ", ".join(columns)
+    statement = text(
+        f"INSERT INTO {table.name} ({names}) SELECT {names} FROM unnest({arrays}) "
+        f"WITH ORDINALITY AS u({names}, _n) ORDER BY _n {on_conflict}".rstrip()
+    )
+    json = frozenset(c for c in columns if isinstance(table.c[c].type, JSON))
+    return BulkInsert(statement, tuple(columns), json)
 
 
 async def create_database_if_missing(url: str) -> None:

@@ -5,6 +5,7 @@ one place that wires them."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import signal
 from collections.abc import Callable, Coroutine, Iterable
@@ -108,6 +109,13 @@ def build_service(
         await relay.start()
 
     async def start_tasks() -> None:
+        # What start-up loaded (reference data, modules, clients) lives as long as the process:
+        # frozen out of the cyclic collector's sight, a full collection no longer walks it all
+        # again while batches allocate (it took a fifth of intake's time with a large jurisdiction).
+        gc.freeze()
+        # A batch allocates and frees hundreds of thousands of objects, nearly all freed by their
+        # reference counts: collect the young generation every 50,000 allocations, not every 700.
+        gc.set_threshold(50_000, 20, 20)
         svc.running.append(asyncio.create_task(relay.run(), name=f"{name}-relay"))
         svc.running.append(asyncio.create_task(_watch_topics(svc), name=f"{name}-watchdog"))
         for task in svc.tasks:

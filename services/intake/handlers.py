@@ -79,7 +79,7 @@ class IntakeBatch:
     orders: dict[str, NewOrder | str]  # event id -> the order it makes, or why it is refused
     known: set[tuple[str, str]]
     open_orders: OpenOrders
-    counts: dict[tuple[str, str], list[tuple[datetime, int]]]
+    counts: dict[tuple[str, str], dict[datetime, int]]  # reports per minute
     alerts: dict[tuple[str, str], tuple[int, datetime]]
     new_rows: list[dict[str, Any]] = field(default_factory=list)
     new_counts: dict[tuple[str, str, datetime], int] = field(default_factory=lambda: defaultdict(int))
@@ -88,11 +88,12 @@ class IntakeBatch:
 
     def count(self, community: str, category: str, at: datetime, window: timedelta) -> int:
         """Record one report and return how many the window ending now holds."""
-        entries = self.counts.setdefault((community, category), [])
-        entries.append((_minute(at), 1))
-        self.new_counts[(community, category, _minute(at))] += 1
+        minute = _minute(at)
+        per_minute = self.counts.setdefault((community, category), {})
+        per_minute[minute] = per_minute.get(minute, 0) + 1
+        self.new_counts[(community, category, minute)] += 1
         since = _minute(at - window)
-        return sum(n for minute, n in entries if since < minute <= at)
+        return sum(n for m, n in per_minute.items() if since < m <= at)
 
 
 class IntakeUnit:
@@ -125,15 +126,15 @@ class IntakeUnit:
             return IntakeBatch(orders, set(), OpenOrders(), {}, {})
         earliest = min(o.received_at for o in new)
         keys = sorted({(o.place.community, o.category.code) for o in new if o.place.community})
-        counts: dict[tuple[str, str], list[tuple[datetime, int]]] = defaultdict(list)
+        counts: dict[tuple[str, str], dict[datetime, int]] = defaultdict(dict)
         if keys:
             for community, category, minute, n in await store.recent_counts(
                 conn, keys, earliest - self.cluster_window
             ):
-                counts[(community, category)].append((minute, n))
+                counts[(community, category)][minute] = n
         return IntakeBatch(
             orders=orders,
-            known=await store.known_sources(conn, [o.source_id for o in new]),
+            known=await store.known_sources(conn, [(o.source, o.source_id) for o in new]),
             open_orders=OpenOrders(await store.open_orders(conn, new, earliest - self.merge_window)),
             counts=counts,
             alerts=await store.cluster_alerts(conn, keys) if keys else {},
@@ -145,16 +146,15 @@ class IntakeUnit:
             return []
         keys = sorted({(r.community, r.category) for r in batch.raised})
         since = min(r.at for r in batch.raised) - self.cluster_window
-        members = await store.cluster_members(conn, keys, since)
+        members: dict[tuple[str, str], list[tuple[str, datetime]]] = defaultdict(list)
+        for c, k, i, at in await store.cluster_members(conn, keys, since):
+            members[(c, k)].append((i, at))
         alerts = []
         for r in batch.raised:
             # Everything of the cluster in the window so far: calls on other partitions may be
             # applied out of business-time order, so no upper bound at the triggering call.
-            ids = [
-                i
-                for c, k, i, at in members
-                if (c, k) == (r.community, r.category) and at > r.at - self.cluster_window
-            ]
+            start = r.at - self.cluster_window
+            ids = [i for i, at in members[(r.community, r.category)] if at > start]
             alert = ClusterDetected(
                 category=r.category,
                 street=r.street,

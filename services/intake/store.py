@@ -6,12 +6,12 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Boolean, DateTime, Float, Index, Integer, String, Text, UniqueConstraint, func, text
-from sqlalchemy.dialects.postgresql import JSONB, insert
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import Mapped, mapped_column
 
 from services.intake.domain import NewOrder, OpenOrder
-from shared.db import Base, service_metadata
+from shared.db import Base, bulk_insert, service_metadata
 from shared.messaging import InboxRow, OutboxRow
 
 
@@ -88,17 +88,24 @@ class ClusterAlert(Model):
     alerted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
-_INSERT_ORDERS = insert(WorkOrder).on_conflict_do_nothing()
-_COUNT = insert(OrderCount)
-_COUNT = _COUNT.on_conflict_do_update(
-    index_elements=["community", "category", "minute"], set_={"n": OrderCount.n + _COUNT.excluded.n}
+# Every column but created_at (the server's): the keys of order_row.
+_ORDER_COLUMNS = [c.name for c in WorkOrder.__table__.columns if c.name != "created_at"]
+_INSERT_ORDERS = bulk_insert(WorkOrder.__table__, _ORDER_COLUMNS, "ON CONFLICT DO NOTHING")  # type: ignore[arg-type]
+_COUNT = bulk_insert(
+    OrderCount.__table__,  # type: ignore[arg-type]
+    ("community", "category", "minute", "n"),
+    "ON CONFLICT (community, category, minute) DO UPDATE SET n = order_counts.n + EXCLUDED.n",
 )
-_ALERT = insert(ClusterAlert)
-_ALERT = _ALERT.on_conflict_do_update(
-    index_elements=["community", "category"],
-    set_={"step": _ALERT.excluded.step, "alerted_at": _ALERT.excluded.alerted_at},
+_ALERT = bulk_insert(
+    ClusterAlert.__table__,  # type: ignore[arg-type]
+    ("community", "category", "step", "alerted_at"),
+    "ON CONFLICT (community, category) DO UPDATE SET step = EXCLUDED.step, alerted_at = EXCLUDED.alerted_at",
 )
-_KNOWN = text("SELECT source, source_id FROM work_orders WHERE source_id = ANY(CAST(:ids AS text[]))")
+# By (source, source_id) pairs, so that the unique index answers (source_id alone is a full scan).
+_KNOWN = text(
+    "SELECT source, source_id FROM work_orders WHERE (source, source_id) IN "
+    "(SELECT * FROM unnest(CAST(:sources AS text[]), CAST(:ids AS text[])))"
+)
 # Open orders of the same category at one of the batch's compounds or grids, or from one of its
 # phones: exact (category, place) pairs, so a busy window does not return every open order.
 _OPEN = text(
@@ -150,8 +157,10 @@ def order_row(order: NewOrder, status: str, merged_into: str | None) -> dict[str
     }
 
 
-async def known_sources(conn: AsyncConnection, source_ids: list[str]) -> set[tuple[str, str]]:
-    rows = await conn.execute(_KNOWN, {"ids": source_ids})
+async def known_sources(conn: AsyncConnection, sources: list[tuple[str, str]]) -> set[tuple[str, str]]:
+    """Which of these (source, source_id) are already work orders."""
+    params = {"sources": [s for s, _ in sources], "ids": [i for _, i in sources]}
+    rows = await conn.execute(_KNOWN, params)
     return {(source, source_id) for source, source_id in rows}
 
 
@@ -202,16 +211,14 @@ async def save(
     counts: dict[tuple[str, str, datetime], int],
     alerts: dict[tuple[str, str], tuple[int, datetime]],
 ) -> None:
-    if orders:
-        await conn.execute(_INSERT_ORDERS, orders)
-    if counts:
-        rows = [{"community": c, "category": k, "minute": m, "n": n} for (c, k, m), n in counts.items()]
-        await conn.execute(_COUNT, rows)
-    if alerts:
-        rows = [
-            {"community": c, "category": k, "step": s, "alerted_at": at} for (c, k), (s, at) in alerts.items()
-        ]
-        await conn.execute(_ALERT, rows)
+    await _INSERT_ORDERS.execute(conn, orders)
+    await _COUNT.execute(
+        conn, [{"community": c, "category": k, "minute": m, "n": n} for (c, k, m), n in counts.items()]
+    )
+    await _ALERT.execute(
+        conn,
+        [{"community": c, "category": k, "step": s, "alerted_at": at} for (c, k), (s, at) in alerts.items()],
+    )
 
 
 async def set_status(conn: AsyncConnection, order_id: str, status: str) -> None:

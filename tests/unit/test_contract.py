@@ -2,22 +2,27 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
+import orjson
 import pytest
 from pydantic import ValidationError
 
 from shared.contract import (
     CloudEvent,
+    DispatchAssigned,
     DispatchExtensionRequested,
     DispatchRejected,
     DispatchResolved,
     GridReport,
     HotlineCall,
+    MaskedContact,
     ResidentFeedback,
     WorkOrderData,
     derived_id,
+    encode_event,
     envelope,
 )
 
@@ -273,3 +278,53 @@ def test_derived_id_is_deterministic_uuid() -> None:
 @pytest.mark.parametrize("other", [("5b0d6f9e", "1"), ("5b0d6f9f", "0"), ("0", "5b0d6f9e")])
 def test_derived_id_differs_by_cause(other: tuple[str, str]) -> None:
     assert derived_id("5b0d6f9e", "0") != derived_id(*other)
+
+
+@pytest.mark.parametrize(
+    "parts", [("5b0d6f9e", "0"), ("deadletter", "hotline.calls.v1/2/41"), ("暖气", "", "x")]
+)
+def test_derived_id_is_the_uuid5_of_the_joined_parts(parts: tuple[str, ...]) -> None:
+    namespace = uuid.UUID("6f1c7a52-3f0b-4c5e-9d6e-2a7b8c9d0e1f")
+    assert derived_id(*parts) == str(uuid.uuid5(namespace, "/".join(parts)))
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        WorkOrderData(
+            work_order_id="WO-H-1",
+            status="new",
+            level="street",
+            category="heating",
+            category_name="供暖",
+            street="福莱山街道",
+            community=None,
+            grid=None,
+            source="hotline",
+            caused_by="ev-1",
+            dispatches=[{"department": "heat", "role": "lead"}],
+        ),
+        DispatchAssigned(
+            dispatch_id="D-1",
+            work_order_id="WO-H-1",
+            department="heat",
+            role="lead",
+            level="street",
+            category="heating",
+            category_name="供暖",
+            summary='暖气不热 "引号" \u2028',
+            address=None,
+            location={"lat": 37.53, "lon": 121.39},
+            urgency="normal",
+            accept_by=datetime(2026, 11, 21, 8, 15, 0, 123456, tzinfo=CST),
+            resolve_by=datetime(2026, 11, 21, 0, 15, tzinfo=UTC),
+            contact=MaskedContact(name="孙**", phone="139****5678"),
+            attempt=1,
+        ),
+        {"a": 1, "b": [None, 1.5, "x"]},
+    ],
+)
+def test_encoded_event_is_the_envelope_as_json(data: Any) -> None:
+    at = datetime(2026, 11, 21, 8, 15, tzinfo=CST)
+    args: dict[str, Any] = {"type": "t", "source": "s", "subject": "k", "time": at, "data": data, "id": "i"}
+    assert encode_event(**args) == orjson.dumps(envelope(**args))

@@ -124,6 +124,21 @@ def test_unknown_type_on_listened_topic_is_skipped(consumer: BatchConsumer) -> N
     assert consumer.decode(delivery(body, topic=contract.WORKORDER_EVENTS)) is None
 
 
+def test_unknown_type_on_listened_topic_is_skipped_before_the_envelope_is_checked(
+    consumer: BatchConsumer,
+) -> None:
+    # Not ours to judge (a service reads its own events back there): skipped, not dead-lettered.
+    body = call_event() | {"type": "workorder.merged", "time": "2026-11-21T08:15:00"}
+    assert consumer.decode(delivery(body, topic=contract.WORKORDER_EVENTS)) is None
+
+
+def test_known_type_on_listened_topic_with_a_bad_envelope_is_a_dead_letter(consumer: BatchConsumer) -> None:
+    body = call_event() | {"type": "workorder.created", "time": "2026-11-21T08:15:00"}
+    assert "not a valid CloudEvent: time:" in reason(
+        consumer, delivery(body, topic=contract.WORKORDER_EVENTS)
+    )
+
+
 @pytest.mark.parametrize(
     ("data", "field"),
     [
