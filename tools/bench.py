@@ -92,8 +92,12 @@ class Watcher:
         self.consumer = make_consumer(self.settings, f"bench-{self.run}", auto_offset_reset="latest")
         self.consumer.subscribe(pattern=self.pattern)
         await self.consumer.start()
-        while not self.consumer.assignment():  # joined, partitions assigned, positions at the end
+        while not self.consumer.assignment():  # joined, partitions assigned
             await self.consumer.getmany(timeout_ms=200)
+        # "latest" is looked up lazily, at a partition's first fetch: without this, records sent
+        # before that lookup would be skipped and their calls counted as never done.
+        for partition in self.consumer.assignment():
+            await self.consumer.position(partition)
         self.task = asyncio.create_task(self._watch())
 
     async def _watch(self) -> None:
