@@ -36,10 +36,10 @@ from aiokafka.producer.message_accumulator import BatchBuilder
 from faststream.kafka import KafkaBroker
 from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import BigInteger, DateTime, Identity, Index, LargeBinary, String, func, text
+from sqlalchemy import BigInteger, DateTime, Identity, LargeBinary, String, func, text
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
-from sqlalchemy.orm import Mapped, declared_attr, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.sql.schema import Table
 
 from shared import metrics
@@ -160,12 +160,8 @@ class OutboxRow:
     key: Mapped[str | None] = mapped_column(String(255))
     payload: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
-    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-
-    @declared_attr.directive
-    def __table_args__(cls) -> tuple[Any, ...]:
-        # The relay reads only unsent rows: keep that index small.
-        return (Index("ix_outbox_unsent", "id", postgresql_where=text("sent_at IS NULL")),)
+    # No "sent" mark: the relay deletes what Kafka has acknowledged, so the table holds only what
+    # is still to be sent.
 
 
 # ---- Consuming --------------------------------------------------------------------------------
@@ -557,15 +553,11 @@ class OutboxRelay:
         self.batch_size = settings.relay_batch_size
         self.idle = settings.relay_idle_seconds
         self.wake = asyncio.Event()
-        # sent_at: rows marked sent by relays before they deleted them; the purge removes those.
         self._claim = text(
-            f"DELETE FROM {outbox.name} WHERE id IN (SELECT id FROM {outbox.name} WHERE sent_at IS NULL "
+            f"DELETE FROM {outbox.name} WHERE id IN (SELECT id FROM {outbox.name} "
             "ORDER BY id LIMIT :n FOR UPDATE SKIP LOCKED) RETURNING id, topic, key, payload"
         )
-        self._pending = text(f"SELECT count(*) FROM {outbox.name} WHERE sent_at IS NULL")
-        self._purge = text(
-            f"DELETE FROM {outbox.name} WHERE sent_at IS NOT NULL AND sent_at < now() - interval '1 hour'"
-        )
+        self._pending = text(f"SELECT count(*) FROM {outbox.name}")
         self.healthy = True
 
     def notify(self) -> None:
@@ -631,7 +623,7 @@ class OutboxRelay:
                 delay = 0.2
                 rounds += 1
                 if rounds % 300 == 0:
-                    await self._housekeeping()
+                    await self._report_pending()
                 if sent >= self.batch_size:
                     continue  # more is waiting
                 self.wake.clear()
@@ -645,8 +637,7 @@ class OutboxRelay:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
 
-    async def _housekeeping(self) -> None:
-        async with self.engine.begin() as conn:
-            await conn.execute(self._purge)
+    async def _report_pending(self) -> None:
+        async with self.engine.connect() as conn:
             pending = (await conn.execute(self._pending)).scalar_one()
         metrics.OUTBOX_PENDING.labels(self.service).set(pending)

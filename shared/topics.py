@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
@@ -68,3 +69,21 @@ async def ensure_topics(settings: Settings, names: Iterable[str]) -> list[str]:
         return created
     finally:
         await admin.close()
+
+
+async def records_in(settings: Settings, topic: str) -> int:
+    """How many records a topic holds now: end minus beginning offsets, over its partitions."""
+    from shared.messaging import client_options
+
+    consumer = AIOKafkaConsumer(**client_options(settings))  # no group: reads offsets only
+    await consumer.start()
+    try:
+        await consumer.topics()  # metadata
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        if not partitions:
+            return 0
+        ends = await consumer.end_offsets(partitions)
+        starts = await consumer.beginning_offsets(partitions)
+        return sum(ends[tp] - starts[tp] for tp in partitions)
+    finally:
+        await consumer.stop()

@@ -1,4 +1,5 @@
-"""Read-only views over the services' databases, for operators: the summary and an order's timeline."""
+"""Read-only views over the services' databases (and the dead-letter topic), for operators: the
+summary and an order's timeline."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from shared.contract import DEADLETTER
 from shared.settings import Settings
+from shared.topics import records_in
 
 
 async def _rows(settings: Settings, service: str, sql: str, **params: Any) -> Sequence[Any]:
@@ -26,7 +29,7 @@ class Summary:
     orders: int = 0
     closed_on_site: int = 0
     merged: int = 0
-    cluster_alerts: int = 0
+    clusters_alerted: int = 0  # communities and categories with an early warning
     by_status: dict[str, int] = field(default_factory=dict)
     by_department: list[tuple[str, int, int]] = field(default_factory=list)  # dept, dispatches, resolved
     escalations: list[tuple[str, str, int]] = field(default_factory=list)  # level, reason, count
@@ -47,9 +50,7 @@ async def summary(settings: Settings) -> Summary:
         "FROM work_orders",
     )
     s.orders, s.closed_on_site, s.merged = intake[0]
-    s.cluster_alerts = (
-        await _rows(settings, "intake", "SELECT count(*) FROM outbox WHERE topic = 'alerts.v1'")
-    )[0][0]
+    s.clusters_alerted = (await _rows(settings, "intake", "SELECT count(*) FROM cluster_alerts"))[0][0]
     s.by_status = dict(await _rows(settings, "dispatch", "SELECT status, count(*) FROM orders GROUP BY 1"))
     s.by_department = [
         tuple(r)
@@ -74,12 +75,12 @@ async def summary(settings: Settings) -> Summary:
         for r in await _rows(
             settings,
             "notify",
-            "SELECT audience, status, count(*) FROM notifications GROUP BY 1, 2 ORDER BY 1, 2",
+            "SELECT audience, CASE WHEN status = 'pending' AND hold_until IS NOT NULL "
+            "THEN 'held for the quiet hours' ELSE status END, count(*) "
+            "FROM notifications GROUP BY 1, 2 ORDER BY 1, 2",
         )
     ]
-    for service in ("intake", "dispatch", "escalation", "notify"):
-        rows = await _rows(settings, service, "SELECT count(*) FROM outbox WHERE topic = 'deadletter.v1'")
-        s.dead_letters += rows[0][0]
+    s.dead_letters = await records_in(settings, DEADLETTER)  # the outboxes keep only what is unsent
     return s
 
 

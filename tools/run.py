@@ -71,8 +71,8 @@ def show(s: Summary, seconds: float) -> None:
     console.rule("[bold]Whistle: the morning of 2026-11-21, summary")
     console.print(
         f"{s.orders} reports: {s.orders - s.merged} work orders ({s.closed_on_site} handled on the spot by "
-        f"grid workers), {s.merged} repeats merged into open orders (并单), {s.cluster_alerts} cluster "
-        f"alerts (工单预警), {s.dead_letters} dead letters, {seconds:.0f}s"
+        f"grid workers), {s.merged} repeats merged into open orders (并单), early warnings (工单预警) for "
+        f"{s.clusters_alerted} clusters, {s.dead_letters} dead letters, {seconds:.0f}s"
     )
     by_status = Table("status", "orders", title="Dispatched orders by status")
     for status, n in sorted(s.by_status.items()):
