@@ -52,8 +52,9 @@ async def test_a_missed_accept_is_reminded_breached_and_escalated_once_across_a_
         )
     )
 
-    # Nothing of the first deadline happens twice. A kill between sending and marking an outbox row
-    # sent may publish a message again, under the same event id: one event, as the contract says.
+    # Nothing of the first deadline happens twice. A kill between sending an outbox row and
+    # committing its deletion may publish a message again, under the same event id: one event, as
+    # the contract says.
     def events(predicate: Any) -> int:
         return len({s.event["id"] for s in bus.matching(predicate)})
 
