@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.clock import BusinessClockRow
-from shared.db import Base, service_metadata
+from shared.db import Base, bulk_insert, service_metadata
 from shared.messaging import InboxRow, OutboxRow
 
 
@@ -102,10 +102,10 @@ _PENDING = text(
 _ATTEMPTS = insert(Attempt)
 
 
-_SAVE_CONTACTS = insert(Contact)
-_SAVE_CONTACTS = _SAVE_CONTACTS.on_conflict_do_update(
-    index_elements=["work_order_id", "reporter_id"],
-    set_={"name": _SAVE_CONTACTS.excluded.name, "phone": _SAVE_CONTACTS.excluded.phone},
+_SAVE_CONTACTS = bulk_insert(
+    Contact.__table__,  # type: ignore[arg-type]
+    ("work_order_id", "reporter_id", "name", "phone"),
+    "ON CONFLICT (work_order_id, reporter_id) DO UPDATE SET name = excluded.name, phone = excluded.phone",
 )
 _RESIDENTS = text(
     "SELECT work_order_id, reporter_id, last_told FROM contacts "
@@ -122,7 +122,23 @@ _PHONES = text(
     "CAST(:orders AS text[]), CAST(:reporters AS text[])) AS wanted(work_order_id, reporter_id) "
     "ON contacts.work_order_id = wanted.work_order_id AND contacts.reporter_id = wanted.reporter_id"
 )
-_ADD = insert(Notification).on_conflict_do_nothing()
+_ADD = bulk_insert(
+    Notification.__table__,  # type: ignore[arg-type]
+    (
+        "id",
+        "work_order_id",
+        "audience",
+        "recipient",
+        "channel",
+        "template",
+        "body",
+        "status",
+        "attempts",
+        "event_time",
+        "hold_until",
+    ),
+    "ON CONFLICT DO NOTHING",
+)
 
 Pair = tuple[str, str]  # (work order, reporter)
 
@@ -134,7 +150,7 @@ async def save_contacts(conn: AsyncConnection, contacts: dict[Pair, tuple[str | 
             {"work_order_id": order, "reporter_id": reporter, "name": name, "phone": phone}
             for (order, reporter), (name, phone) in contacts.items()
         ]
-        await conn.execute(_SAVE_CONTACTS, rows)
+        await _SAVE_CONTACTS.execute(conn, rows)
 
 
 async def residents(conn: AsyncConnection, work_order_ids: list[str]) -> dict[str, dict[str, str | None]]:
@@ -163,8 +179,7 @@ async def phones(conn: AsyncConnection, pairs: list[Pair]) -> dict[Pair, str | N
 
 
 async def add(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
-    if rows:
-        await conn.execute(_ADD, rows)
+    await _ADD.execute(conn, rows)
 
 
 async def claim_pending(
