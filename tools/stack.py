@@ -258,13 +258,13 @@ class Stack:
                 f"not ready after {timeout:.0f}s: {', '.join(waiting)}; see {self.home / 'logs'}"
             )
 
-    def up(self) -> None:
+    def up(self, services: tuple[str, ...] = SERVICES) -> None:
         self.check_database()
         self.start_broker()
         self.create_topics()
-        for service in SERVICES:
+        for service in services:
             self.start_service(service)
-        self.wait_ready()
+        self.wait_ready(services)
 
     # ---- stopping and looking ------------------------------------------------------------------
 

@@ -4,12 +4,13 @@ ports and databases of their own so that a developer's `make up` stack is left a
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 
 import pytest
 
 from tests.integration.bus import Bus
 from tests.integration.sink import Sink
-from tools.stack import ROOT, Stack
+from tools.stack import ROOT, SERVICES, Stack
 
 SINK_PORT = 18399
 WEBHOOK_SECRET = "test-secret"
@@ -49,16 +50,22 @@ def sink() -> Iterator[Sink]:
     sink.stop()
 
 
-@pytest.fixture(scope="session")
-def stack(sink: Sink) -> Iterator[Stack]:
-    stack = Stack(home=ROOT / ".whistle" / "test", env=TEST_ENV)
+@contextmanager
+def fresh(stack: Stack, services: tuple[str, ...] = SERVICES) -> Iterator[Stack]:
+    """The stack started anew (its databases dropped, its in-memory broker new), then stopped."""
     stack.down()
     stack.reset_databases()
     try:
-        stack.up()
+        stack.up(services)
         yield stack
     finally:
         stack.down()
+
+
+@pytest.fixture(scope="session")
+def stack(sink: Sink) -> Iterator[Stack]:
+    with fresh(Stack(home=ROOT / ".whistle" / "test", env=TEST_ENV)) as stack:
+        yield stack
 
 
 @pytest.fixture(scope="session")

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from shared import contract
 from tests.integration.bus import Bus, cloud_event
-from tests.integration.conftest import TEST_ENV
+from tests.integration.conftest import TEST_ENV, fresh
 from tests.integration.flows import PHONE, uid
 from tests.integration.sink import Received, Sink
 from tools.stack import ROOT, Stack
@@ -41,18 +41,8 @@ ENV = TEST_ENV | {
 
 @pytest.fixture(scope="module")
 def notify_alone(sink: Sink) -> Iterator[Stack]:
-    stack = Stack(home=ROOT / ".whistle" / "test-manners", env=dict(ENV))
-    stack.down()
-    stack.reset_databases()
-    try:
-        stack.check_database()
-        stack.start_broker()
-        stack.create_topics()
-        stack.start_service("notify")
-        stack.wait_ready(("notify",))
+    with fresh(Stack(home=ROOT / ".whistle" / "test-manners", env=dict(ENV)), ("notify",)) as stack:
         yield stack
-    finally:
-        stack.down()
 
 
 @pytest.fixture(scope="module")
