@@ -189,6 +189,7 @@ class Dispatcher:
                     "accept_by": accept_by,
                     "resolve_by": resolve_by,
                     "created_at": tx.time,
+                    "extended": False,
                 }
             )
             summaries.append(

@@ -23,7 +23,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import Mapped, mapped_column
 
-from shared.db import Base, service_metadata
+from shared.db import Base, bulk_insert, service_metadata
 from shared.messaging import InboxRow, OutboxRow
 
 
@@ -109,8 +109,50 @@ class History(Model):
 
 
 # The hot path's statements, built once (constructing them per message costs more than the query).
-_INSERT_DISPATCHES = insert(Dispatch)
-_INSERT_HISTORY = insert(History)
+_INSERT_ORDERS = bulk_insert(
+    Order.__table__,  # type: ignore[arg-type]
+    (
+        "id",
+        "status",
+        "level",
+        "source",
+        "category",
+        "category_name",
+        "urgency",
+        "street",
+        "community",
+        "grid",
+        "property_company",
+        "summary",
+        "address",
+        "location",
+        "contact",
+        "reopen_count",
+        "opened_at",
+        "updated_at",
+    ),
+    "ON CONFLICT DO NOTHING",
+)
+_INSERT_DISPATCHES = bulk_insert(
+    Dispatch.__table__,  # type: ignore[arg-type]
+    (
+        "id",
+        "work_order_id",
+        "department",
+        "role",
+        "level",
+        "attempt",
+        "status",
+        "accept_by",
+        "resolve_by",
+        "created_at",
+        "extended",
+    ),
+)
+_INSERT_HISTORY = bulk_insert(
+    History.__table__,  # type: ignore[arg-type]
+    ("work_order_id", "at", "event", "status", "level", "caused_by", "detail"),
+)
 
 
 async def lock_order(conn: AsyncConnection, order_id: str) -> Row[Any] | None:
@@ -148,11 +190,11 @@ async def attempts_by_department(conn: AsyncConnection, order_id: str) -> dict[s
 
 
 async def add_dispatches(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
-    await conn.execute(_INSERT_DISPATCHES, rows)
+    await _INSERT_DISPATCHES.execute(conn, rows)
 
 
 async def record(conn: AsyncConnection, **values: Any) -> None:
-    await conn.execute(_INSERT_HISTORY, values)
+    await _INSERT_HISTORY.execute(conn, [values])
 
 
 async def timeline(conn: AsyncConnection, order_id: str) -> list[Row[Any]]:
@@ -241,9 +283,6 @@ async def save_new(
     history: list[dict[str, Any]],
 ) -> None:
     """A batch's new orders with their first dispatches and history, in three statements."""
-    if orders:
-        await conn.execute(insert(Order).on_conflict_do_nothing(), orders)
-    if dispatches:
-        await conn.execute(_INSERT_DISPATCHES, dispatches)
-    if history:
-        await conn.execute(_INSERT_HISTORY, history)
+    await _INSERT_ORDERS.execute(conn, orders)
+    await _INSERT_DISPATCHES.execute(conn, dispatches)
+    await _INSERT_HISTORY.execute(conn, history)

@@ -6,13 +6,12 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Boolean, DateTime, String, func, select, text, update
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.clock import BusinessClockRow
-from shared.db import Base, service_metadata
+from shared.db import Base, bulk_insert, service_metadata
 from shared.messaging import InboxRow, OutboxRow
 
 
@@ -37,10 +36,8 @@ class Clock(Model):
     dispatch_id: Mapped[str] = mapped_column(String(100))
     department: Mapped[str] = mapped_column(String(64))
     level: Mapped[str] = mapped_column(String(16))
-    area: Mapped[str] = mapped_column(String(100))
-    urgency: Mapped[str] = mapped_column(
-        String(16), default="normal"
-    )  # which calendar counts it  # the key of its alerts: the order's community or street
+    area: Mapped[str] = mapped_column(String(100))  # the key of its alerts: community, else street
+    urgency: Mapped[str] = mapped_column(String(16), default="normal")  # which calendar counts it
     kind: Mapped[str] = mapped_column(String(8))
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     due_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
@@ -61,12 +58,29 @@ _DUE = text(
 )
 
 
-_START = insert(Clock).on_conflict_do_nothing()
+_START = bulk_insert(
+    Clock.__table__,  # type: ignore[arg-type]
+    (
+        "id",
+        "work_order_id",
+        "dispatch_id",
+        "department",
+        "level",
+        "area",
+        "urgency",
+        "kind",
+        "started_at",
+        "due_at",
+        "remind_at",
+        "reminded",
+        "state",
+    ),
+    "ON CONFLICT DO NOTHING",
+)
 
 
 async def start(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
-    if rows:
-        await conn.execute(_START, rows)
+    await _START.execute(conn, rows)
 
 
 async def stop(
