@@ -337,33 +337,23 @@ def derived_id(*parts: str) -> str:
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
-def envelope(
-    *, type: str, source: str, subject: str, time: datetime, data: BaseModel | dict[str, Any], id: str
-) -> dict[str, Any]:
-    """A CloudEvent as a JSON-ready dict."""
-    payload = data.model_dump(mode="json", exclude_none=False) if isinstance(data, BaseModel) else data
-    return _envelope(type, source, subject, time, payload, id)
-
-
 def encode_event(
     *, type: str, source: str, subject: str, time: datetime, data: BaseModel | dict[str, Any], id: str
 ) -> bytes:
-    """``orjson.dumps(envelope(...))``, the bytes we publish; a model's data is serialised to JSON
-    by pydantic directly, without the dict ``model_dump`` would build first."""
+    """A CloudEvent in structured JSON mode, the bytes we publish. A model's data is serialised by
+    pydantic straight to JSON (nulls kept), without the dict ``model_dump`` would build first."""
     payload = (
         orjson.Fragment(data.__pydantic_serializer__.to_json(data)) if isinstance(data, BaseModel) else data
     )
-    return orjson.dumps(_envelope(type, source, subject, time, payload, id))
-
-
-def _envelope(type: str, source: str, subject: str, time: datetime, data: Any, id: str) -> dict[str, Any]:
-    return {
-        "specversion": SPECVERSION,
-        "id": id,
-        "source": source,
-        "type": type,
-        "time": time.isoformat(),
-        "subject": subject,
-        "datacontenttype": "application/json",
-        "data": data,
-    }
+    return orjson.dumps(
+        {
+            "specversion": SPECVERSION,
+            "id": id,
+            "source": source,
+            "type": type,
+            "time": time.isoformat(),
+            "subject": subject,
+            "datacontenttype": "application/json",
+            "data": payload,
+        }
+    )
