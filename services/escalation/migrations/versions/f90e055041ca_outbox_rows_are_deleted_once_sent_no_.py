@@ -22,7 +22,6 @@ def upgrade() -> None:
     op.execute("DELETE FROM outbox WHERE sent_at IS NOT NULL")
     op.drop_index(op.f("ix_outbox_unsent"), table_name="outbox", postgresql_where="(sent_at IS NULL)")
     op.drop_column("outbox", "sent_at")
-    # ### end Alembic commands ###
 
 
 def downgrade() -> None:
