@@ -115,7 +115,7 @@ def make_broker(settings: Settings, service: str) -> KafkaBroker:
     )
 
 
-def make_consumer(settings: Settings, group_id: str, **overrides: Any) -> AIOKafkaConsumer:
+def make_consumer(settings: Settings, group_id: str | None, **overrides: Any) -> AIOKafkaConsumer:
     """A plain consumer for tools and tests (the services consume through faststream)."""
     options: dict[str, Any] = {
         "group_id": group_id,
