@@ -36,7 +36,7 @@ from aiokafka.producer.message_accumulator import BatchBuilder
 from faststream.kafka import KafkaBroker
 from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import BigInteger, DateTime, Identity, LargeBinary, String, func, text
+from sqlalchemy import BigInteger, DateTime, Identity, LargeBinary, String, TextClause, func, text
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.orm import Mapped, mapped_column
@@ -52,7 +52,6 @@ from shared.contract import (
     derived_id,
     encode_event,
 )
-from shared.db import BulkInsert, bulk_insert
 from shared.logs import get_logger
 from shared.settings import Settings
 
@@ -516,10 +515,28 @@ class _NeedsCare(Exception):
     """A message of the batch could not be applied: go again, one savepoint per message."""
 
 
+@dataclass(frozen=True)
+class OutboxInsert:
+    """The outbox rows of a batch in one statement, in the order they were staged (ids ascend):
+    a typed array per column, as the payloads are bytes (the domain's rows go as JSON, BulkInsert)."""
+
+    statement: TextClause
+
+    async def execute(self, conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
+        if rows:
+            params = {c: [r[c] for r in rows] for c in ("topic", "key", "payload")}
+            await conn.execute(self.statement, params)
+
+
 @functools.cache
-def outbox_insert(outbox: Table) -> BulkInsert:
-    """The outbox rows of a batch in one statement, in the order they were staged (ids ascend)."""
-    return bulk_insert(outbox, ("topic", "key", "payload"))
+def outbox_insert(outbox: Table) -> OutboxInsert:
+    return OutboxInsert(
+        text(
+            f"INSERT INTO {outbox.name} (topic, key, payload) SELECT topic, key, payload FROM unnest("
+            "CAST(:topic AS text[]), CAST(:key AS text[]), CAST(:payload AS bytea[])) "
+            "WITH ORDINALITY AS u(topic, key, payload, _n) ORDER BY _n"
+        )
+    )
 
 
 async def stage(conn: AsyncConnection, outbox: Table, messages: Sequence[OutboxMessage]) -> None:
