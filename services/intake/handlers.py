@@ -56,8 +56,9 @@ def lifecycle(order: NewOrder, status: str, caused_by: str, **extra: Any) -> Wor
     )
 
 
-def _minute(at: datetime) -> datetime:
-    return at.replace(second=0, microsecond=0)
+def _minute(at: datetime) -> int:
+    """Minutes since the epoch: the cluster counter's unit, an int to compare and hash cheaply."""
+    return int(at.timestamp()) // 60
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,21 +80,21 @@ class IntakeBatch:
     orders: dict[str, NewOrder | str]  # event id -> the order it makes, or why it is refused
     known: set[tuple[str, str]]
     open_orders: OpenOrders
-    counts: dict[tuple[str, str], dict[datetime, int]]  # reports per minute
+    counts: dict[tuple[str, str], dict[int, int]]  # reports per minute (_minute)
     alerts: dict[tuple[str, str], tuple[int, datetime]]
     new_rows: list[dict[str, Any]] = field(default_factory=list)
-    new_counts: dict[tuple[str, str, datetime], int] = field(default_factory=lambda: defaultdict(int))
+    new_counts: dict[tuple[str, str, int], int] = field(default_factory=lambda: defaultdict(int))
     new_alerts: dict[tuple[str, str], tuple[int, datetime]] = field(default_factory=dict)
     raised: list[Raised] = field(default_factory=list)
 
-    def count(self, community: str, category: str, at: datetime, window: timedelta) -> int:
+    def count(self, community: str, category: str, at: datetime, window_minutes: int) -> int:
         """Record one report and return how many the window ending now holds."""
         minute = _minute(at)
         per_minute = self.counts.setdefault((community, category), {})
         per_minute[minute] = per_minute.get(minute, 0) + 1
         self.new_counts[(community, category, minute)] += 1
-        since = _minute(at - window)
-        return sum(n for m, n in per_minute.items() if since < m <= at)
+        since = minute - window_minutes
+        return sum(n for m, n in per_minute.items() if since < m <= minute)
 
 
 class IntakeUnit:
@@ -101,6 +102,7 @@ class IntakeUnit:
         self.ref = ref
         self.merge_window = timedelta(minutes=settings.merge_window_minutes)
         self.cluster_window = timedelta(minutes=settings.cluster_window_minutes)
+        self.cluster_window_minutes = settings.cluster_window_minutes
         self.threshold = settings.tag_threshold
         self.cluster_threshold = settings.cluster_threshold
 
@@ -126,12 +128,12 @@ class IntakeUnit:
             return IntakeBatch(orders, set(), OpenOrders(), {}, {})
         earliest = min(o.received_at for o in new)
         keys = sorted({(o.place.community, o.category.code) for o in new if o.place.community})
-        counts: dict[tuple[str, str], dict[datetime, int]] = defaultdict(dict)
+        counts: dict[tuple[str, str], dict[int, int]] = defaultdict(dict)
         if keys:
             for community, category, minute, n in await store.recent_counts(
                 conn, keys, earliest - self.cluster_window
             ):
-                counts[(community, category)][minute] = n
+                counts[(community, category)][_minute(minute)] = n
         return IntakeBatch(
             orders=orders,
             known=await store.known_sources(conn, [(o.source, o.source_id) for o in new]),
@@ -234,7 +236,7 @@ class IntakeUnit:
         community, category, at = order.place.community, order.category.code, order.received_at
         if community is None or category == "other":
             return
-        count = batch.count(community, category, at, self.cluster_window)
+        count = batch.count(community, category, at, self.cluster_window_minutes)
         step = cluster_step(count, self.cluster_threshold)
         last_step, last_at = batch.new_alerts.get((community, category)) or batch.alerts.get(
             (community, category), (0, at - 2 * self.cluster_window)

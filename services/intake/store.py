@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Boolean, DateTime, Float, Index, Integer, String, Text, UniqueConstraint, func, text
@@ -211,12 +211,16 @@ async def cluster_members(
 async def save(
     conn: AsyncConnection,
     orders: list[dict[str, Any]],
-    counts: dict[tuple[str, str, datetime], int],
+    counts: dict[tuple[str, str, int], int],  # minute: since the epoch
     alerts: dict[tuple[str, str], tuple[int, datetime]],
 ) -> None:
     await _INSERT_ORDERS.execute(conn, orders)
     await _COUNT.execute(
-        conn, [{"community": c, "category": k, "minute": m, "n": n} for (c, k, m), n in counts.items()]
+        conn,
+        [
+            {"community": c, "category": k, "minute": datetime.fromtimestamp(m * 60, UTC), "n": n}
+            for (c, k, m), n in counts.items()
+        ],
     )
     await _ALERT.execute(
         conn,

@@ -17,6 +17,7 @@ from services.intake.domain import (
     place_order,
     tag_category,
 )
+from services.intake.handlers import IntakeBatch, OpenOrders
 from shared.contract import GridReport, HotlineCall, Location
 from shared.reference import Jurisdiction
 
@@ -282,3 +283,17 @@ def test_intake_level_matches_dispatch_initial_level(
         order.category.code, order.urgency, order.place.community, order.place.property_company
     )
     assert order.level == initial_level(facts, ref)
+
+
+def test_the_cluster_window_counts_the_minutes_after_its_start_up_to_now() -> None:
+    batch = IntakeBatch({}, set(), OpenOrders(), {}, {})
+    nine = datetime(2026, 11, 21, 9, 0, tzinfo=timezone(timedelta(hours=8)))
+    counts = [
+        batch.count("夹河社区", "heating", nine + timedelta(minutes=m), window_minutes=60)
+        for m in (-60, -30, 0, 0.99, 30, 59.5)
+    ]
+    # At 09:00 the window is (08:00, 09:00]: the report at 08:00 has left it; at 09:30, the one
+    # at 08:30 has too; other categories and communities are counted apart.
+    assert counts == [1, 2, 2, 3, 3, 4]
+    assert batch.count("夹河社区", "water", nine, window_minutes=60) == 1
+    assert sum(batch.new_counts.values()) == 7
