@@ -9,6 +9,7 @@ import pytest
 
 from services.dispatch.domain import OrderFacts, initial_level
 from services.intake.domain import (
+    OpenOrders,
     Place,
     UnknownReference,
     is_dangerous,
@@ -17,7 +18,7 @@ from services.intake.domain import (
     place_order,
     tag_category,
 )
-from services.intake.handlers import IntakeBatch, OpenOrders
+from services.intake.handlers import IntakeBatch
 from shared.contract import GridReport, HotlineCall, Location
 from shared.reference import Jurisdiction
 
