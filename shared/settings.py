@@ -81,6 +81,8 @@ class Settings(BaseSettings):
 
     # Intake: tagging, merging repeat reports (并单), early warning on clusters (工单预警).
     tag_threshold: float = 0.4
+    # The trained classifier for calls the keywords cannot tag (shared/classifier.py); off: keywords only.
+    tag_fallback: bool = True
     merge_window_minutes: int = 24 * 60
     cluster_threshold: int = 5
     cluster_window_minutes: int = 60

@@ -2,13 +2,19 @@
 
 Run from the repository root::
 
-    python -m tools.accuracy [--data tests/data/labelled_calls.jsonl] [--examples 3]
+    python -m tools.accuracy [--data tests/data/labelled_calls.jsonl] [--examples 3] [--folds 5]
 
 The set is one JSON object a line: ``content`` (what the resident said), ``address`` (or null),
 the expected ``category`` code and the expected ``street``, ``community`` and ``compound`` names
 (null where the call does not say). Tagging is judged without the operator's hint
-(``tag_category(content, None, ref)``) and placing without a location block
-(``place_order(None, address, content, ref)``): what the keywords and place names alone achieve.
+(``tag_category(content, None, ref, fallback=model)``) and placing without a location block
+(``place_order(None, address, content, ref)``): what the keywords, the classifier behind them and
+the place names achieve.
+
+The classifier is never judged on calls it was trained on: when the set shares calls with the
+training examples (the labelled set does), it is cross-validated, each of ``--folds`` folds
+(call i in fold i % folds) tagged by a model trained on the examples minus that fold's calls.
+A set that shares none (the holdout set) is tagged by the model trained on all the examples.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from services.intake.domain import place_order, tag_category
+from shared.classifier import DEFAULT_EXAMPLES, CategoryModel, Example, load_examples
 from shared.reference import DEFAULT_JURISDICTION, Jurisdiction, load_jurisdiction
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -102,6 +109,8 @@ class PlaceMiss:
 class Report:
     total: int = 0
     category_right: int = 0
+    keyword_right: int = 0  # what the keywords alone tag right
+    folds: int = 0  # models the classifier was cross-validated with; 0: no classifier
     place_right: int = 0
     level_right: dict[str, int] = field(default_factory=lambda: dict.fromkeys(PLACE_LEVELS, 0))
     per_category: dict[str, list[int]] = field(default_factory=dict)  # code -> [right, total]
@@ -112,6 +121,10 @@ class Report:
     @property
     def category_accuracy(self) -> float:
         return self.category_right / self.total if self.total else 0.0
+
+    @property
+    def keyword_accuracy(self) -> float:
+        return self.keyword_right / self.total if self.total else 0.0
 
     @property
     def place_accuracy(self) -> float:
@@ -136,6 +149,17 @@ class Report:
             f"category accuracy: {self.category_accuracy:.1%} ({self.category_right}/{self.total}); "
             f"of the misses {self.to_triage} went to other (triage), "
             f"{self.to_wrong_desk} to a wrong category",
+            f"  keywords alone: {self.keyword_accuracy:.1%} ({self.keyword_right}/{self.total}); "
+            + (
+                "the classifier behind them "
+                + (
+                    f"cross-validated over {self.folds} folds"
+                    if self.folds > 1
+                    else "trained on all examples"
+                )
+                if self.folds
+                else "no classifier"
+            ),
             f"placement accuracy (street, community and compound all right): {self.place_accuracy:.1%} "
             f"({self.place_right}/{self.total})",
             "  per level: "
@@ -179,11 +203,29 @@ def _place(place: tuple[str | None, str | None, str | None]) -> str:
     return "/".join(part or "-" for part in place)
 
 
-def evaluate_calls(calls: list[LabelledCall], ref: Jurisdiction) -> Report:
-    report = Report()
-    for call in calls:
+def fold_models(calls: list[LabelledCall], examples: list[Example], folds: int) -> list[CategoryModel]:
+    """Call i is tagged by model i % len(models), none of which was trained on it."""
+    contents = {call.content for call in calls}
+    if not any(example.content in contents for example in examples):
+        return [CategoryModel(examples)]
+    models = []
+    for fold in range(folds):
+        held_out = {call.content for call in calls[fold::folds]}
+        models.append(CategoryModel([e for e in examples if e.content not in held_out]))
+    return models
+
+
+def evaluate_calls(
+    calls: list[LabelledCall], ref: Jurisdiction, examples: list[Example] | None = None, folds: int = 5
+) -> Report:
+    """Keywords alone without ``examples``; with them, keywords and the classifier behind them."""
+    models = fold_models(calls, examples, folds) if examples else []
+    report = Report(folds=len(models))
+    for i, call in enumerate(calls):
         report.total += 1
-        tag = tag_category(call.content, None, ref)
+        keywords = tag_category(call.content, None, ref)
+        report.keyword_right += keywords.category.code == call.category
+        tag = tag_category(call.content, None, ref, fallback=models[i % len(models)]) if models else keywords
         counts = report.per_category.setdefault(call.category, [0, 0])
         counts[1] += 1
         if tag.category.code == call.category:
@@ -206,8 +248,8 @@ def evaluate_calls(calls: list[LabelledCall], ref: Jurisdiction) -> Report:
     return report
 
 
-def evaluate(path: Path, ref: Jurisdiction) -> Report:
-    return evaluate_calls(load_labelled(path), ref)
+def evaluate(path: Path, ref: Jurisdiction, examples: list[Example] | None = None, folds: int = 5) -> Report:
+    return evaluate_calls(load_labelled(path), ref, examples, folds)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -215,8 +257,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data", type=Path, default=DEFAULT_SET, help="the labelled set (JSON lines)")
     parser.add_argument("--reference", type=Path, default=DEFAULT_JURISDICTION, help="reference data")
     parser.add_argument("--examples", type=int, default=2, help="misses shown per confusion (0: none)")
+    parser.add_argument("--training", type=Path, default=DEFAULT_EXAMPLES, help="the classifier's examples")
+    parser.add_argument(
+        "--folds", type=int, default=5, help="cross-validation folds (sets it was trained on)"
+    )
+    parser.add_argument("--keywords-only", action="store_true", help="without the classifier")
     args = parser.parse_args(argv)
-    report = evaluate(args.data, load_jurisdiction(args.reference))
+    if args.folds < 2:
+        parser.error("--folds must be at least 2")
+    examples = None if args.keywords_only else load_examples(args.training)
+    report = evaluate(args.data, load_jurisdiction(args.reference), examples, args.folds)
     print(report.format(examples=args.examples))
 
 

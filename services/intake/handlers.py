@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared import contract
+from shared.classifier import CategoryModel, load_examples
 from shared.contract import (
     ClusterDetected,
     ContactRecorded,
@@ -104,12 +105,14 @@ class IntakeUnit:
         self.cluster_window = timedelta(minutes=settings.cluster_window_minutes)
         self.cluster_window_minutes = settings.cluster_window_minutes
         self.threshold = settings.tag_threshold
+        # Trained here, once (~0.1 s): asked only for the calls the keywords cannot tag.
+        self.fallback = CategoryModel(load_examples()) if settings.tag_fallback else None
         self.cluster_threshold = settings.cluster_threshold
 
     def order_for(self, message: Decoded) -> NewOrder | str | None:
         data, event = message.data, message.event
         if isinstance(data, HotlineCall):
-            return order_from_call(data, event.id, event.time, self.ref, self.threshold)
+            return order_from_call(data, event.id, event.time, self.ref, self.threshold, self.fallback)
         if isinstance(data, GridReport):
             try:
                 return order_from_report(data, event.id, event.time, self.ref)

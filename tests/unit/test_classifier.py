@@ -1,0 +1,93 @@
+"""The keyword tagger's fallback: a naive Bayes classifier over character n-grams."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from services.intake.domain import FALLBACK_THRESHOLD, TAG_THRESHOLD, tag_category
+from shared.classifier import CategoryModel, Example, load_examples
+from shared.reference import Jurisdiction
+from tools.accuracy import DEFAULT_SET, load_labelled
+
+
+@pytest.fixture(scope="module")
+def examples() -> list[Example]:
+    return load_examples()
+
+
+@pytest.fixture(scope="module")
+def model(examples: list[Example]) -> CategoryModel:
+    return CategoryModel(examples)
+
+
+class Untouchable(CategoryModel):
+    """A fallback that fails the test if it is asked at all."""
+
+    def classify(self, text: str) -> tuple[str, float]:
+        raise AssertionError(f"the classifier was asked about a confidently tagged call: {text}")
+
+
+def test_the_examples_name_known_categories_and_cover_them_all(
+    examples: list[Example], ref: Jurisdiction
+) -> None:
+    assert {e.category for e in examples} == set(ref.category_by_code)
+
+
+def test_no_signal_stays_other(model: CategoryModel, ref: Jurisdiction) -> None:
+    assert model.classify("xyz") == ("", 0.0)  # no n-gram it knows
+    for text in ("今天天气不错", "喂？", "你好"):
+        _, probability = model.classify(text)
+        assert probability < FALLBACK_THRESHOLD
+        assert tag_category(text, None, ref, fallback=model).category.code == "other"
+
+
+def test_the_classifier_tags_what_the_keywords_miss(model: CategoryModel, ref: Jurisdiction) -> None:
+    text = "家里的片子一点都不热乎"  # not one heating keyword
+    assert tag_category(text, None, ref).category.code == "other"
+    tag = tag_category(text, None, ref, fallback=model)
+    assert tag.category.code == "heating"
+    assert FALLBACK_THRESHOLD <= tag.confidence <= 1.0
+
+
+def test_an_answer_the_jurisdiction_does_not_know_stays_other(ref: Jurisdiction) -> None:
+    model = CategoryModel([Example("片子一点都不热乎", "district_heating"), Example("天气不错", "other")])
+    assert model.classify("片子不热乎")[0] == "district_heating"
+    assert tag_category("片子不热乎", None, ref, fallback=model).category.code == "other"
+
+
+def test_the_confident_keyword_path_never_asks_the_classifier(
+    examples: list[Example], ref: Jurisdiction
+) -> None:
+    untouchable = Untouchable(examples)
+    confident = 0
+    for call in load_labelled(DEFAULT_SET):
+        keywords = tag_category(call.content, None, ref)
+        if keywords.confidence >= TAG_THRESHOLD:
+            assert tag_category(call.content, None, ref, fallback=untouchable) == keywords
+            confident += 1
+    assert confident > 500
+
+
+def test_the_hint_still_wins(model: CategoryModel, ref: Jurisdiction) -> None:
+    assert tag_category("家里的片子一点都不热乎", "gas", ref, fallback=model).category.code == "gas"
+
+
+def test_the_model_is_deterministic_whatever_the_order_of_its_examples(examples: list[Example]) -> None:
+    shuffled = examples[:]
+    random.Random(7).shuffle(shuffled)
+    first, second = CategoryModel(examples), CategoryModel(shuffled)
+    for call in load_labelled(DEFAULT_SET)[::10]:
+        assert first.classify(call.content) == second.classify(call.content)
+
+
+def test_examples_must_have_content_and_category(tmp_path) -> None:
+    path = tmp_path / "examples.jsonl"
+    path.write_text(
+        '{"content": "停水了", "category": "water_supply"}\n\n{"content": ""}\n', encoding="utf-8"
+    )
+    with pytest.raises(ValueError, match="line 3"):
+        load_examples(path)
+    with pytest.raises(ValueError, match="no examples"):
+        CategoryModel([])
