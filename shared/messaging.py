@@ -31,7 +31,7 @@ import asyncpg
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from aiokafka.helpers import create_ssl_context
-from aiokafka.partitioner import DefaultPartitioner
+from aiokafka.partitioner import DefaultPartitioner, murmur2
 from aiokafka.producer.message_accumulator import BatchBuilder
 from faststream.kafka import KafkaBroker
 from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
@@ -57,7 +57,7 @@ from shared.settings import Settings
 
 log = get_logger(__name__)
 HEADERS = [("content-type", CONTENT_TYPE.encode())]
-_PARTITIONER = DefaultPartitioner()  # the producer's default: murmur2 of the key, as Java clients do
+_PARTITIONER = DefaultPartitioner()  # the producer's default
 
 
 # ---- Kafka clients ----------------------------------------------------------------------------
@@ -554,6 +554,18 @@ def outbox_message(
 # ---- Publishing -------------------------------------------------------------------------------
 
 
+def partition_for(key: bytes | None, partitions: list[int], hashes: dict[bytes, int]) -> int:
+    """The partition the producer's default partitioner would choose: murmur2 of the key, as Java
+    clients do. ``hashes`` keeps a relay round's hashes: a key's events go out together (an
+    order's created, opened and contact), and aiokafka's murmur2 is pure Python."""
+    if key is None:
+        return int(_PARTITIONER(None, partitions, partitions))
+    h = hashes.get(key)
+    if h is None:
+        h = hashes[key] = murmur2(key) & 0x7FFFFFFF
+    return partitions[h % len(partitions)]
+
+
 class OutboxRelay:
     """Publishes outbox rows: claims a batch (SKIP LOCKED, so replicas share the work) by deleting
     it, sends the rows, awaits every ack (acks=all), and only then commits. A send that fails rolls
@@ -614,11 +626,12 @@ class OutboxRelay:
         partitions: dict[str, list[int]] = {}
         batches: dict[tuple[str, int], BatchBuilder] = {}
         futures = []
+        hashes: dict[bytes, int] = {}
         for topic, key, payload in messages:
             if topic not in partitions:
                 partitions[topic] = sorted(await producer.partitions_for(topic))
             key_bytes = key.encode() if key else None
-            tp = (topic, _PARTITIONER(key_bytes, partitions[topic], partitions[topic]))
+            tp = (topic, partition_for(key_bytes, partitions[topic], hashes))
             batch = batches.get(tp)
             if batch is None:
                 batch = batches[tp] = producer.create_batch()

@@ -7,6 +7,7 @@ from typing import Any
 
 import orjson
 import pytest
+from aiokafka.partitioner import DefaultPartitioner
 from pydantic import ValidationError
 
 from services.intake.handlers import IntakeUnit
@@ -14,7 +15,16 @@ from services.intake.handlers import routes as intake_routes
 from services.intake.store import Inbox, Outbox
 from shared import contract
 from shared.contract import CloudEvent, HotlineCall, Location, WorkOrderData
-from shared.messaging import BatchConsumer, Decoded, Delivery, Route, Tx, dead_letter, describe_validation
+from shared.messaging import (
+    BatchConsumer,
+    Decoded,
+    Delivery,
+    Route,
+    Tx,
+    dead_letter,
+    describe_validation,
+    partition_for,
+)
 from shared.reference import Jurisdiction
 from shared.settings import Settings
 
@@ -216,3 +226,14 @@ def test_dead_letter_id_derives_from_the_position() -> None:
     )
     assert first.id == again.id
     assert first.id != other.id
+
+
+def test_the_relay_puts_each_key_where_the_default_partitioner_would() -> None:
+    hashes: dict[bytes, int] = {}
+    for count in (1, 3, 6, 12):
+        partitions = list(range(count))
+        for i in range(500):
+            key = f"WO-H-12345-20261121-{i:06d}".encode()
+            assert partition_for(key, partitions, hashes) == DefaultPartitioner()(key, partitions, partitions)
+    assert len(hashes) == 500  # once per key, whatever the topic
+    assert partition_for(None, [0, 1, 2], hashes) in (0, 1, 2)
