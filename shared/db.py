@@ -69,6 +69,20 @@ class BulkInsert:
             await conn.execute(self.statement, {"rows": orjson.dumps(rows).decode()})
 
 
+def json_keys(keys: Iterable[Sequence[object]]) -> str:
+    """A batch's keys (tuples) as one JSON parameter, which ``keys_table`` reads back in SQL: one
+    value for the driver to send, as with BulkInsert, where an array per column cost a check per
+    value."""
+    return orjson.dumps(list(keys)).decode()
+
+
+def keys_table(param: str, *columns: str) -> str:
+    """The relation of a ``json_keys`` parameter, its columns text, for ``IN``, ``JOIN`` or ``FROM``:
+    ``(SELECT k->>0 AS a, k->>1 AS b FROM json_array_elements(CAST(:param AS json)) AS k)``."""
+    picks = ", ".join(f"k->>{i} AS {c}" for i, c in enumerate(columns))
+    return f"(SELECT {picks} FROM json_array_elements(CAST(:{param} AS json)) AS k)"
+
+
 def bulk_insert(table: Table, columns: Sequence[str], on_conflict: str = "") -> BulkInsert:
     """``INSERT INTO table (columns) SELECT columns FROM json_populate_recordset(...) [on_conflict]``,
     for ``execute``; a row's keys are the column names, its values what orjson makes of them

@@ -52,6 +52,7 @@ from shared.contract import (
     derived_id,
     encode_event,
 )
+from shared.db import json_keys, keys_table
 from shared.logs import get_logger
 from shared.settings import Settings
 
@@ -351,7 +352,7 @@ class BatchConsumer:
         self.max_attempts = max_attempts
         self._claim_sql = text(
             f"INSERT INTO {inbox.name} (event_id, topic) "
-            "SELECT * FROM unnest(CAST(:ids AS text[]), CAST(:topics AS text[])) "
+            f"SELECT * FROM {keys_table('claims', 'event_id', 'topic')} AS c "
             "ON CONFLICT DO NOTHING RETURNING event_id"
         )
 
@@ -451,10 +452,8 @@ class BatchConsumer:
         async with self.engine.begin() as conn:
             fresh: set[str] = set()
             if decoded:
-                claimed = await conn.execute(
-                    self._claim_sql,
-                    {"ids": [m.event.id for m in decoded], "topics": [m.delivery.topic for m in decoded]},
-                )
+                claims = json_keys((m.event.id, m.delivery.topic) for m in decoded)
+                claimed = await conn.execute(self._claim_sql, {"claims": claims})
                 fresh = {row[0] for row in claimed}
             todo = []
             for m in decoded:

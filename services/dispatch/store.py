@@ -23,7 +23,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import Mapped, mapped_column
 
-from shared.db import Base, bulk_insert, service_metadata
+from shared.db import Base, bulk_insert, json_keys, keys_table, service_metadata
 from shared.messaging import InboxRow, OutboxRow
 
 
@@ -259,8 +259,8 @@ async def rate_counts(conn: AsyncConnection) -> dict[str, list[tuple[Any, ...]]]
 
 _EXISTING = text("SELECT id FROM orders WHERE id = ANY(CAST(:ids AS text[]))")
 _CLUSTERS_AMONG = text(
-    "SELECT community, category FROM clusters "
-    "JOIN unnest(CAST(:communities AS text[]), CAST(:categories AS text[])) AS k(community, category) "
+    f"SELECT community, category FROM clusters "
+    f"JOIN {keys_table('pairs', 'community', 'category')} AS k "
     "USING (community, category) WHERE alerted_at > :since"
 )
 
@@ -272,7 +272,7 @@ async def existing_orders(conn: AsyncConnection, ids: list[str]) -> set[str]:
 async def clusters_among(
     conn: AsyncConnection, pairs: list[tuple[str, str]], since: datetime
 ) -> set[tuple[str, str]]:
-    params = {"communities": [p[0] for p in pairs], "categories": [p[1] for p in pairs], "since": since}
+    params = {"pairs": json_keys(pairs), "since": since}
     return {(community, category) for community, category in await conn.execute(_CLUSTERS_AMONG, params)}
 
 

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import Mapped, mapped_column
 
 from services.intake.domain import NewOrder, OpenOrder
-from shared.db import Base, bulk_insert, service_metadata
+from shared.db import Base, bulk_insert, json_keys, keys_table, service_metadata
 from shared.messaging import InboxRow, OutboxRow
 
 
@@ -106,29 +106,26 @@ _ALERT = bulk_insert(
 )
 # By (source, source_id) pairs, so that the unique index answers (source_id alone is a full scan).
 _KNOWN = text(
-    "SELECT source, source_id FROM work_orders WHERE (source, source_id) IN "
-    "(SELECT * FROM unnest(CAST(:sources AS text[]), CAST(:ids AS text[])))"
+    f"SELECT source, source_id FROM work_orders WHERE (source, source_id) IN "
+    f"{keys_table('keys', 'source', 'source_id')}"
 )
 # Open orders of the same category at one of the batch's compounds or grids, or from one of its
 # phones: exact (category, place) pairs, so a busy window does not return every open order.
 _OPEN = text(
     "SELECT id, category, community, compound, grid, caller_phone, received_at FROM work_orders "
     "WHERE status = 'open' AND NOT closed_on_site AND received_at >= :since AND ("
-    " (category, compound) IN (SELECT * FROM unnest(CAST(:c1 AS text[]), CAST(:compounds AS text[])))"
-    " OR (category, grid) IN (SELECT * FROM unnest(CAST(:c2 AS text[]), CAST(:grids AS text[])))"
-    " OR (category, caller_phone) IN (SELECT * FROM unnest(CAST(:c3 AS text[]), CAST(:phones AS text[])))"
-    ") ORDER BY received_at"
+    + " OR ".join(
+        f"(category, {c}) IN {keys_table(c, 'category', c)}" for c in ("compound", "grid", "caller_phone")
+    )
+    + ") ORDER BY received_at"
 )
 # The batch's own (community, category) pairs only: a busy district has many others.
-_PAIRS = (
-    "JOIN unnest(CAST(:communities AS text[]), CAST(:categories AS text[])) AS k(community, category) "
-    "USING (community, category)"
-)
+_PAIRS = f"JOIN {keys_table('pairs', 'community', 'category')} AS k USING (community, category)"
 _COUNTS = text(f"SELECT community, category, minute, n FROM order_counts {_PAIRS} WHERE minute >= :since")
 _ALERTS = text(f"SELECT community, category, step, alerted_at FROM cluster_alerts {_PAIRS}")
 _CLUSTER_IDS = text(
-    "SELECT w.community, w.category, w.id, w.received_at FROM work_orders w "
-    "JOIN unnest(CAST(:communities AS text[]), CAST(:categories AS text[])) AS k(community, category) "
+    f"SELECT w.community, w.category, w.id, w.received_at FROM work_orders w "
+    f"JOIN {keys_table('pairs', 'community', 'category')} AS k "
     "ON w.community = k.community AND w.category = k.category "
     "WHERE w.received_at > :since ORDER BY w.received_at"
 )
@@ -162,23 +159,16 @@ def order_row(order: NewOrder, status: str, merged_into: str | None) -> dict[str
 
 async def known_sources(conn: AsyncConnection, sources: list[tuple[str, str]]) -> set[tuple[str, str]]:
     """Which of these (source, source_id) are already work orders."""
-    params = {"sources": [s for s, _ in sources], "ids": [i for _, i in sources]}
-    rows = await conn.execute(_KNOWN, params)
+    rows = await conn.execute(_KNOWN, {"keys": json_keys(sources)})
     return {(source, source_id) for source, source_id in rows}
 
 
 async def open_orders(conn: AsyncConnection, orders: list[NewOrder], since: datetime) -> list[OpenOrder]:
-    by_compound = sorted({(o.category.code, o.place.compound) for o in orders if o.place.compound})
-    by_grid = sorted({(o.category.code, o.place.grid) for o in orders if o.place.grid})
-    by_phone = sorted({(o.category.code, o.caller_phone) for o in orders if o.caller_phone})
     params = {
         "since": since,
-        "c1": [c for c, _ in by_compound],
-        "compounds": [k for _, k in by_compound],
-        "c2": [c for c, _ in by_grid],
-        "grids": [g for _, g in by_grid],
-        "c3": [c for c, _ in by_phone],
-        "phones": [p for _, p in by_phone],
+        "compound": json_keys({(o.category.code, o.place.compound) for o in orders if o.place.compound}),
+        "grid": json_keys({(o.category.code, o.place.grid) for o in orders if o.place.grid}),
+        "caller_phone": json_keys({(o.category.code, o.caller_phone) for o in orders if o.caller_phone}),
     }
     return [OpenOrder(*row) for row in await conn.execute(_OPEN, params)]
 
@@ -186,14 +176,14 @@ async def open_orders(conn: AsyncConnection, orders: list[NewOrder], since: date
 async def recent_counts(
     conn: AsyncConnection, keys: list[tuple[str, str]], since: datetime
 ) -> list[tuple[str, str, datetime, int]]:
-    params = {"communities": [k[0] for k in keys], "categories": [k[1] for k in keys], "since": since}
+    params = {"pairs": json_keys(keys), "since": since}
     return [tuple(row) for row in await conn.execute(_COUNTS, params)]
 
 
 async def cluster_alerts(
     conn: AsyncConnection, keys: list[tuple[str, str]]
 ) -> dict[tuple[str, str], tuple[int, datetime]]:
-    params = {"communities": [k[0] for k in keys], "categories": [k[1] for k in keys]}
+    params = {"pairs": json_keys(keys)}
     return {
         (community, category): (step, at)
         for community, category, step, at in await conn.execute(_ALERTS, params)
@@ -204,7 +194,7 @@ async def cluster_members(
     conn: AsyncConnection, keys: list[tuple[str, str]], since: datetime
 ) -> list[tuple[str, str, str, datetime]]:
     """(community, category, order id, received at) of the orders of these clusters since then."""
-    params = {"communities": [k[0] for k in keys], "categories": [k[1] for k in keys], "since": since}
+    params = {"pairs": json_keys(keys), "since": since}
     return [tuple(row) for row in await conn.execute(_CLUSTER_IDS, params)]
 
 

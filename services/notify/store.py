@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.clock import BusinessClockRow
-from shared.db import Base, bulk_insert, service_metadata
+from shared.db import Base, bulk_insert, json_keys, keys_table, service_metadata
 from shared.messaging import InboxRow, OutboxRow
 
 
@@ -112,14 +112,13 @@ _RESIDENTS = text(
     "WHERE work_order_id = ANY(CAST(:ids AS text[]))"
 )
 _MARK_TOLD = text(
-    "UPDATE contacts SET last_told = told.state FROM unnest("
-    "CAST(:orders AS text[]), CAST(:reporters AS text[]), CAST(:states AS text[])"
-    ") AS told(work_order_id, reporter_id, state) "
+    f"UPDATE contacts SET last_told = told.state "
+    f"FROM {keys_table('told', 'work_order_id', 'reporter_id', 'state')} AS told "
     "WHERE contacts.work_order_id = told.work_order_id AND contacts.reporter_id = told.reporter_id"
 )
 _PHONES = text(
-    "SELECT contacts.work_order_id, contacts.reporter_id, phone FROM contacts JOIN unnest("
-    "CAST(:orders AS text[]), CAST(:reporters AS text[])) AS wanted(work_order_id, reporter_id) "
+    f"SELECT contacts.work_order_id, contacts.reporter_id, phone FROM contacts "
+    f"JOIN {keys_table('wanted', 'work_order_id', 'reporter_id')} AS wanted "
     "ON contacts.work_order_id = wanted.work_order_id AND contacts.reporter_id = wanted.reporter_id"
 )
 _ADD = bulk_insert(
@@ -165,17 +164,15 @@ async def residents(conn: AsyncConnection, work_order_ids: list[str]) -> dict[st
 
 async def mark_told(conn: AsyncConnection, told: dict[Pair, str]) -> None:
     if told:
-        orders, reporters = zip(*told, strict=True)
-        params = {"orders": list(orders), "reporters": list(reporters), "states": list(told.values())}
-        await conn.execute(_MARK_TOLD, params)
+        rows = [(order, reporter, state) for (order, reporter), state in told.items()]
+        await conn.execute(_MARK_TOLD, {"told": json_keys(rows)})
 
 
 async def phones(conn: AsyncConnection, pairs: list[Pair]) -> dict[Pair, str | None]:
     """The phones of the residents to reach (none once a contact is forgotten)."""
     if not pairs:
         return {}
-    params = {"orders": [o for o, _ in pairs], "reporters": [r for _, r in pairs]}
-    return {(o, r): phone for o, r, phone in await conn.execute(_PHONES, params)}
+    return {(o, r): phone for o, r, phone in await conn.execute(_PHONES, {"wanted": json_keys(pairs)})}
 
 
 async def add(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
