@@ -303,6 +303,18 @@ def dead_letter(delivery: Delivery, error: str, source: str) -> OutboxMessage:
     return OutboxMessage(DEADLETTER, delivery.key, body)
 
 
+def _nul_in(value: Any, path: str = "") -> str | None:
+    """Where in a decoded message a string holds NUL (PostgreSQL's text cannot), or None."""
+    if isinstance(value, str):
+        return (path or "(body)") if "\x00" in value else None
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        found = _nul_in(item, f"{path}.{key}" if path else str(key))
+        if found is not None:
+            return found
+    return None
+
+
 def is_transient(exc: BaseException) -> bool:
     """Failures worth retrying: the database or the network, not the message."""
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
@@ -376,6 +388,10 @@ class BatchConsumer:
             # Not for us (e.g. our own events read back from a topic we listen to): known without
             # validating the envelope, which costs more than the rest of this.
             return None
+        if b"\\u0000" in delivery.raw:  # rare: only then walk the message for the field
+            where = _nul_in(obj)
+            if where is not None:
+                return f"{where}: holds a NUL character (\\u0000), which no text field can store"
         try:
             event = CloudEvent.model_validate(obj)
         except ValidationError as exc:

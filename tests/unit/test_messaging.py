@@ -117,6 +117,15 @@ def test_missing_cloud_event_attribute(consumer: BatchConsumer, field: str) -> N
     assert f"{field}: Field required" in text
 
 
+def test_a_nul_character_is_refused_by_name(consumer: BatchConsumer) -> None:
+    # PostgreSQL's text cannot hold it: refused here with its field named, not later by the
+    # database as a batch failure.
+    text = reason(consumer, delivery(call_event(content="暖气不热\x00")))
+    assert text == "data.content: holds a NUL character (\\u0000), which no text field can store"
+    written_out = consumer.decode(delivery(call_event(content="乱码\\u0000")))  # a backslash, typed
+    assert isinstance(written_out, Decoded)
+
+
 def test_naive_time_is_refused(consumer: BatchConsumer) -> None:
     body = call_event() | {"time": "2026-11-21T08:15:00"}
     assert "not a valid CloudEvent: time:" in reason(consumer, delivery(body))
