@@ -104,3 +104,11 @@ async def test_a_value_too_long_for_its_column_is_refused(engine: AsyncEngine) -
 def test_bytes_are_left_to_the_outbox_insert() -> None:
     with pytest.raises(ValueError, match="bytes"):
         bulk_insert(Outbox.__table__, ("topic", "key", "payload"))  # type: ignore[arg-type]
+
+
+async def test_a_row_without_one_of_the_columns_is_refused(engine: AsyncEngine) -> None:
+    row = order(4)
+    del row["urgency"]
+    async with engine.begin() as conn:
+        with pytest.raises(KeyError, match="urgency"):
+            await bulk_insert(WorkOrder.__table__, _ORDER_COLUMNS).execute(conn, [row])  # type: ignore[arg-type]
