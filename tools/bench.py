@@ -78,20 +78,18 @@ def _percentile(values: list[float], p: float) -> float:
 
 @dataclass
 class Watcher:
-    """Notes when each call of this run first reached its outcome (by default: dispatched to a
-    department, or merged into an open order)."""
+    """Notes when each call of this run first reached its outcome: dispatched to a department, or
+    merged into an open order."""
 
     settings: Settings
     run: str
-    pattern: str = OUTCOME_TOPICS
-    kind: re.Pattern[bytes] = OUTCOME
     merged: set[str] = field(default_factory=set)
     first_seen: dict[str, float] = field(default_factory=dict)
     changed: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def start(self) -> None:
         self.consumer = make_consumer(self.settings, f"bench-{self.run}", auto_offset_reset="latest")
-        self.consumer.subscribe(pattern=self.pattern)
+        self.consumer.subscribe(pattern=OUTCOME_TOPICS)
         await self.consumer.start()
         while not self.consumer.assignment():  # joined, partitions assigned
             await self.consumer.getmany(timeout_ms=200)
@@ -108,7 +106,7 @@ class Watcher:
             now = time.perf_counter()
             for records in batches.values():
                 for r in records:
-                    found = self.kind.search(r.value or b"") if r.key and r.key.startswith(marker) else None
+                    found = OUTCOME.search(r.value or b"") if r.key and r.key.startswith(marker) else None
                     if found and r.key:
                         call_id = r.key.decode()[5:]
                         self.first_seen.setdefault(call_id, now)

@@ -165,7 +165,7 @@ class IntakeUnit:
                 street=r.street,
                 community=r.community,
                 count=len(ids),
-                window_minutes=int(self.cluster_window.total_seconds() // 60),
+                window_minutes=self.cluster_window_minutes,
                 work_order_ids=ids,
             )
             alerts.append(
