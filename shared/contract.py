@@ -6,6 +6,7 @@ between the services are defined at the end of this module.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import uuid
 from datetime import datetime
@@ -46,6 +47,29 @@ Status = Literal["new", "dispatched", "accepted", "resolved", "closed", "merged"
 class _Data(BaseModel):
     # Unknown fields are ignored so that a producer may add fields without breaking us.
     model_config = ConfigDict(extra="ignore", frozen=True)
+
+    @classmethod
+    def trusted(cls, **fields: Any) -> dict[str, Any]:
+        """The data of an event built from values the service already holds and checked, as the
+        model serialises it (every field, in order, defaults filled), without validating them
+        again: building and serialising the model costs seven times the dict, on each of the
+        events intake publishes per call. JSON-ready values only (no datetimes); unit tests hold
+        each use to the model."""
+        template, required = _trusted_template(cls)
+        if not required <= fields.keys() or not fields.keys() <= template.keys():
+            missing, unknown = sorted(required - fields.keys()), sorted(fields.keys() - template.keys())
+            raise TypeError(f"{cls.__name__}: missing {missing}, unknown {unknown}")
+        return template | fields
+
+
+@functools.cache
+def _trusted_template(model: type[_Data]) -> tuple[dict[str, Any], frozenset[str]]:
+    fields = model.model_fields
+    template = {
+        name: None if f.is_required() else f.get_default(call_default_factory=True)
+        for name, f in fields.items()
+    }
+    return template, frozenset(name for name, f in fields.items() if f.is_required())
 
 
 class CloudEvent(BaseModel):
@@ -338,10 +362,17 @@ def derived_id(*parts: str) -> str:
 
 
 def encode_event(
-    *, type: str, source: str, subject: str, time: datetime, data: BaseModel | dict[str, Any], id: str
+    *,
+    type: str,
+    source: str,
+    subject: str,
+    time: datetime | str,
+    data: BaseModel | dict[str, Any],
+    id: str,
 ) -> bytes:
     """A CloudEvent in structured JSON mode, the bytes we publish. A model's data is serialised by
-    pydantic straight to JSON (nulls kept), without the dict ``model_dump`` would build first."""
+    pydantic straight to JSON (nulls kept), without the dict ``model_dump`` would build first.
+    ``time`` may come already as RFC 3339 text, for a caller that stamps several events with one."""
     payload = (
         orjson.Fragment(data.__pydantic_serializer__.to_json(data)) if isinstance(data, BaseModel) else data
     )
@@ -351,7 +382,7 @@ def encode_event(
             "id": id,
             "source": source,
             "type": type,
-            "time": time.isoformat(),
+            "time": time if isinstance(time, str) else time.isoformat(),
             "subject": subject,
             "datacontenttype": "application/json",
             "data": payload,

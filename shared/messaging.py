@@ -58,6 +58,10 @@ from shared.settings import Settings
 
 log = get_logger(__name__)
 HEADERS = [("content-type", CONTENT_TYPE.encode())]
+# Beside the content type, what we publish carries its event type in ``ce_type`` (as CloudEvents'
+# binary mode names it): a consumer can pass over a type it has no use for unparsed. Intake reads
+# its own lifecycle events back from the topic where the ones it follows arrive, half its input.
+TYPE_HEADER = "ce_type"
 _PARTITIONER = DefaultPartitioner()  # the producer's default
 
 
@@ -208,6 +212,7 @@ class Tx:
     source: str
     batch: Any = None  # what the consumer's BatchUnit loaded for this batch, if it has one
     outbox: list[OutboxMessage] = field(default_factory=list)
+    _time_text: str | None = None  # the event's time as RFC 3339, formatted once for its events
 
     @property
     def time(self) -> datetime:
@@ -226,13 +231,14 @@ class Tx:
     ) -> str:
         """Stage an event for the outbox; it commits with the batch. Returns the event id."""
         event_id = derived_id(self.event.id, str(len(self.outbox)))
+        if time is None:
+            if self._time_text is None:
+                self._time_text = self.event.time.isoformat()
+            stamp: datetime | str = self._time_text
+        else:
+            stamp = time
         body = encode_event(
-            type=type,
-            source=self.source,
-            subject=subject or key,
-            time=time or self.time,
-            data=data,
-            id=event_id,
+            type=type, source=self.source, subject=subject or key, time=stamp, data=data, id=event_id
         )
         self.outbox.append(OutboxMessage(topic, key, body, type))
         return event_id
@@ -356,6 +362,7 @@ class BatchConsumer:
         self.inbox = inbox
         self.outbox = outbox
         self.routes = {(r.topic, r.event_type): r for r in routes}
+        self._routed = {(topic, kind.encode()) for topic, kind in self.routes}  # as ce_type carries them
         # Topics of the external contract: an unknown type there is an error. On topics we only
         # listen to (e.g. the lifecycle stream), types we have no handler for are skipped.
         self.strict_topics = set(strict_topics)
@@ -371,6 +378,17 @@ class BatchConsumer:
     @property
     def topics(self) -> list[str]:
         return sorted({topic for topic, _ in self.routes})
+
+    def unrouted(self, record: ConsumerRecord[Any, Any]) -> bool:
+        """A record of a type we have no handler for, on a topic we only listen to, known from its
+        ``ce_type`` header without parsing it. On the contract's inbound topics every record is
+        decoded: an unknown type there is a dead letter."""
+        if record.topic in self.strict_topics:
+            return False
+        for name, value in record.headers or ():
+            if name == TYPE_HEADER:
+                return (record.topic, value) not in self._routed
+        return False
 
     def decode(self, delivery: Delivery) -> Decoded | str | None:
         """A decoded message, the reason it is a dead letter, or None when it is not for us."""
@@ -415,6 +433,9 @@ class BatchConsumer:
         dead: list[OutboxMessage] = []
         ignored: Counter[str] = Counter()
         for record in records:
+            if self.unrouted(record):
+                ignored[record.topic] += 1
+                continue
             delivery = Delivery.of(record)
             result = self.decode(delivery)
             if isinstance(result, Decoded):
@@ -569,6 +590,17 @@ def outbox_message(
 # ---- Publishing -------------------------------------------------------------------------------
 
 
+def event_type(payload: bytes) -> bytes:
+    """The type of an event as encode_event wrote it (its fourth key, after strings that cannot
+    hold an unescaped quote), found without parsing the event; empty if there is none."""
+    start = payload.find(b'"type":"')
+    if start < 0:
+        return b""
+    start += 8
+    end = payload.find(b'"', start)
+    return payload[start:end] if end > 0 else b""
+
+
 def partition_for(key: bytes | None, partitions: list[int], hashes: dict[bytes, int]) -> int:
     """The partition the producer's default partitioner would choose: murmur2 of the key, as Java
     clients do. ``hashes`` keeps a relay round's hashes: a key's events go out together (an
@@ -579,6 +611,39 @@ def partition_for(key: bytes | None, partitions: list[int], hashes: dict[bytes, 
     if h is None:
         h = hashes[key] = murmur2(key) & 0x7FFFFFFF
     return partitions[h % len(partitions)]
+
+
+async def send_batched(
+    producer: AIOKafkaProducer, messages: Iterable[tuple[str, str | None, bytes]]
+) -> list[asyncio.Future[Any]]:
+    """Queue events, in order, as one record batch per partition (send() per message costs twice
+    the CPU); each goes to its key's partition, as the producer's partitioner would put it, with
+    the content-type and ce_type headers. Returns one future per batch: await them all for the
+    acks. The relay's way to publish, and the bench's load generator's."""
+    partitions: dict[str, list[int]] = {}
+    batches: dict[tuple[str, int], BatchBuilder] = {}
+    futures = []
+    hashes: dict[bytes, int] = {}
+    headers_of: dict[bytes, list[tuple[str, bytes]]] = {}
+    for topic, key, payload in messages:
+        if topic not in partitions:
+            partitions[topic] = sorted(await producer.partitions_for(topic))
+        key_bytes = key.encode() if key else None
+        tp = (topic, partition_for(key_bytes, partitions[topic], hashes))
+        kind = event_type(payload)
+        headers = headers_of.get(kind)
+        if headers is None:
+            headers = headers_of[kind] = [*HEADERS, (TYPE_HEADER, kind)] if kind else HEADERS
+        batch = batches.get(tp)
+        if batch is None:
+            batch = batches[tp] = producer.create_batch()
+        if batch.append(key=key_bytes, value=payload, timestamp=None, headers=headers) is None:
+            futures.append(await producer.send_batch(batch, tp[0], partition=tp[1]))  # full
+            batch = batches[tp] = producer.create_batch()
+            batch.append(key=key_bytes, value=payload, timestamp=None, headers=headers)  # takes a first
+    for (topic, partition), batch in batches.items():
+        futures.append(await producer.send_batch(batch, topic, partition=partition))
+    return futures
 
 
 class OutboxRelay:
@@ -627,36 +692,11 @@ class OutboxRelay:
                 return 0
             # In id order (RETURNING has none): one key's events reach its partition in order.
             await asyncio.gather(
-                *await self._send([(topic, key, payload) for _, topic, key, payload in rows])
+                *await send_batched(self.producer, [(topic, key, payload) for _, topic, key, payload in rows])
             )
         for topic, n in Counter(row[1] for row in rows).items():
             metrics.RELAY_PUBLISHED.labels(self.service, topic).inc(n)
         return len(rows)
-
-    async def _send(self, messages: list[tuple[str, str | None, bytes]]) -> list[asyncio.Future[Any]]:
-        """Queue the messages, in order, as one record batch per partition (send() per message costs
-        the relay twice the CPU); each goes to its key's partition, as the producer's partitioner
-        would put it. Returns one future per batch."""
-        producer = self.producer
-        partitions: dict[str, list[int]] = {}
-        batches: dict[tuple[str, int], BatchBuilder] = {}
-        futures = []
-        hashes: dict[bytes, int] = {}
-        for topic, key, payload in messages:
-            if topic not in partitions:
-                partitions[topic] = sorted(await producer.partitions_for(topic))
-            key_bytes = key.encode() if key else None
-            tp = (topic, partition_for(key_bytes, partitions[topic], hashes))
-            batch = batches.get(tp)
-            if batch is None:
-                batch = batches[tp] = producer.create_batch()
-            if batch.append(key=key_bytes, value=payload, timestamp=None, headers=HEADERS) is None:
-                futures.append(await producer.send_batch(batch, tp[0], partition=tp[1]))  # full
-                batch = batches[tp] = producer.create_batch()
-                batch.append(key=key_bytes, value=payload, timestamp=None, headers=HEADERS)  # takes a first
-        for (topic, partition), batch in batches.items():
-            futures.append(await producer.send_batch(batch, topic, partition=partition))
-        return futures
 
     async def run(self) -> None:
         delay = 0.2

@@ -11,6 +11,7 @@ import signal
 from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import parse_qs
 
 import uvicorn
 from faststream import AckPolicy
@@ -131,9 +132,11 @@ def build_service(
 
     @get
     async def metrics_endpoint(scope: Any) -> AsgiResponse:
-        return AsgiResponse(
-            generate_latest(metrics.REGISTRY), 200, headers={"content-type": CONTENT_TYPE_LATEST}
-        )
+        # ?name[]=...: only those series, as Prometheus' own exposition allows; a full scrape
+        # costs a busy service milliseconds, and a watcher polling one counter needs no more.
+        names = parse_qs(scope.get("query_string", b"").decode()).get("name[]")
+        registry = metrics.REGISTRY.restricted_registry(names) if names else metrics.REGISTRY
+        return AsgiResponse(generate_latest(registry), 200, headers={"content-type": CONTENT_TYPE_LATEST})
 
     @get
     async def healthz(scope: Any) -> AsgiResponse:

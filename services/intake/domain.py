@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from shared.classifier import CategoryModel
 from shared.contract import GridReport, HotlineCall, Level, Location, MaskedContact, OrderOpened, Urgency
@@ -59,8 +60,9 @@ class NewOrder:
     def level(self) -> Level:
         return initial_level(self.category.tier, self.place.placed, self.place.property_company is not None)
 
-    def opened(self) -> OrderOpened:
-        return OrderOpened(
+    def opened(self) -> dict[str, Any]:
+        """``intake.order.opened``'s data (OrderOpened)."""
+        return OrderOpened.trusted(
             work_order_id=self.work_order_id,
             source=self.source,
             category=self.category.code,
@@ -76,10 +78,10 @@ class NewOrder:
             contact=self.masked_contact(),
         )
 
-    def masked_contact(self) -> MaskedContact | None:
+    def masked_contact(self) -> dict[str, Any] | None:
         if not (self.caller_name or self.caller_phone):
             return None
-        return MaskedContact(name=mask_name(self.caller_name), phone=mask_phone(self.caller_phone))
+        return MaskedContact.trusted(name=mask_name(self.caller_name), phone=mask_phone(self.caller_phone))
 
 
 def tag_category(

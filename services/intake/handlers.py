@@ -40,8 +40,8 @@ from .domain import (
 SOURCE = "whistle/intake"
 
 
-def lifecycle(order: NewOrder, status: str, caused_by: str, **extra: Any) -> WorkOrderData:
-    return WorkOrderData(
+def lifecycle(order: NewOrder, status: str, caused_by: str, **extra: Any) -> dict[str, Any]:
+    return WorkOrderData.trusted(
         work_order_id=order.work_order_id,
         status=status,
         level=order.level,
@@ -224,7 +224,7 @@ class IntakeUnit:
 
     def _contact(self, tx: Tx, order: NewOrder, work_order_id: str) -> None:
         if order.caller_phone or order.caller_name:
-            contact = ContactRecorded(
+            contact = ContactRecorded.trusted(
                 work_order_id=work_order_id,
                 reporter_id=order.work_order_id,
                 name=order.caller_name,

@@ -145,6 +145,9 @@ async def test_the_three_rates_are_exported_per_department_and_community(bus: Bu
         assert 0.0 <= values[w] <= 1.0
     assert values[wanted[1]] > 0  # a satisfied resident counts for the department that resolved it
     assert values[wanted[3]] >= 1
+    async with httpx.AsyncClient() as client:  # one family of series, as Prometheus may ask
+        only = (await client.get(url, params={"name[]": "whistle_rate"})).text
+    assert wanted[0] in only and "whistle_workorders_total" not in only
 
 
 async def metrics_with(url: str, wanted: list[str], within: float = 30) -> str:

@@ -25,6 +25,7 @@ async def test_a_call_reaches_a_department_and_ends_closed(bus: Bus) -> None:
     lead = next(s for s in assigned if s.data["role"] == "lead")
     assert lead.topic == contract.department_topic(lead.data["department"])
     assert lead.headers["content-type"] == b"application/cloudevents+json"
+    assert lead.headers["ce_type"] == b"dispatch.assigned"  # the type, for consumers that skip unparsed
     assert lead.data["attempt"] == 1
     assert lead.data["contact"] == {"name": "孙**", "phone": "138****5678"}
 

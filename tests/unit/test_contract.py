@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -12,6 +13,7 @@ from pydantic import BaseModel, ValidationError
 
 from shared.contract import (
     CloudEvent,
+    ContactRecorded,
     DispatchAssigned,
     DispatchExtensionRequested,
     DispatchRejected,
@@ -330,3 +332,24 @@ def test_encoded_data_is_the_models_json(data: Any) -> None:
     body = orjson.loads(encode_event(type="t", source="s", subject="k", time=at, data=data, id="i"))
     expected = data.model_dump(mode="json", exclude_none=False) if isinstance(data, BaseModel) else data
     assert body["data"] == orjson.loads(orjson.dumps(expected))
+
+
+def test_trusted_data_fills_defaults_in_the_models_order() -> None:
+    data = ContactRecorded.trusted(work_order_id="WO-1", reporter_id="WO-2", name=None, phone="13800000000")
+    assert list(data) == list(ContactRecorded.model_fields)
+    assert data == ContactRecorded(**data).model_dump()  # urgency: the model's default
+
+
+@pytest.mark.parametrize(
+    ("fields", "named"),
+    [
+        ({"work_order_id": "WO-1", "reporter_id": "WO-2", "name": None}, "missing ['phone']"),
+        (
+            {"work_order_id": "WO-1", "reporter_id": "WO-2", "name": None, "phone": None, "x": 1},
+            "unknown ['x']",
+        ),
+    ],
+)
+def test_trusted_data_refuses_a_missing_or_unknown_field(fields: dict[str, Any], named: str) -> None:
+    with pytest.raises(TypeError, match=re.escape(named)):
+        ContactRecorded.trusted(**fields)

@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+import orjson
 import pytest
+from pydantic import BaseModel
 
 from services.dispatch.domain import OrderFacts, initial_level
 from services.intake.domain import (
@@ -18,8 +20,8 @@ from services.intake.domain import (
     place_order,
     tag_category,
 )
-from services.intake.handlers import IntakeBatch
-from shared.contract import GridReport, HotlineCall, Location
+from services.intake.handlers import IntakeBatch, lifecycle
+from shared.contract import GridReport, HotlineCall, Location, OrderOpened, WorkOrderData, encode_event
 from shared.reference import Jurisdiction
 
 AT = datetime(2026, 11, 21, 8, 15, tzinfo=timezone(timedelta(hours=8)))
@@ -209,7 +211,7 @@ def test_summary_is_short_and_on_one_line(ref: Jurisdiction) -> None:
 
 def test_opened_event_carries_the_contact_masked(ref: Jurisdiction) -> None:
     call = make_call(address="菁华公寓3号楼", caller={"name": "孙大爷", "phone": "13800000000"})
-    opened = order_from_call(call, "ev-1", AT, ref).opened()
+    opened = OrderOpened.model_validate(order_from_call(call, "ev-1", AT, ref).opened())
     assert opened.contact is not None
     assert (opened.contact.name, opened.contact.phone) == ("孙**", "138****0000")
     assert opened.property_company == "yeda_wuye"
@@ -217,7 +219,33 @@ def test_opened_event_carries_the_contact_masked(ref: Jurisdiction) -> None:
 
 
 def test_opened_event_without_caller_has_no_contact(ref: Jurisdiction) -> None:
-    assert order_from_call(make_call(), "ev-1", AT, ref).opened().contact is None
+    assert order_from_call(make_call(), "ev-1", AT, ref).opened()["contact"] is None
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        make_call(),
+        make_call(
+            address="菁华公寓3号楼",
+            caller={"name": "孙大爷", "phone": "13800000000"},
+            location={"street": "福莱山街道", "lat": 37.5, "lon": 121.3},
+            urgency="urgent",
+        ),
+    ],
+)
+def test_intake_event_data_is_what_its_model_would_send(ref: Jurisdiction, call: HotlineCall) -> None:
+    """opened() and the lifecycle events skip the models' validation (a hot path): the JSON they
+    make must be the model's own, field for field, and valid."""
+    order = order_from_call(call, "ev-1", AT, ref)
+    made: list[tuple[type[BaseModel], dict[str, Any]]] = [
+        (OrderOpened, order.opened()),
+        (WorkOrderData, lifecycle(order, "new", "ev-1")),
+        (WorkOrderData, lifecycle(order, "merged", "ev-1", merged_into="WO-H-1")),
+    ]
+    for model, data in made:
+        sent = encode_event(type="t", source="s", subject="k", time=AT, data=data, id="i")
+        assert orjson.loads(sent)["data"] == orjson.loads(model.model_validate(data).model_dump_json())
 
 
 # ---- order_from_report ------------------------------------------------------------------------

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import base64
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 import pytest
+from aiokafka import ConsumerRecord
 from aiokafka.partitioner import DefaultPartitioner
 from pydantic import ValidationError
 
@@ -14,8 +16,10 @@ from services.intake.handlers import IntakeUnit
 from services.intake.handlers import routes as intake_routes
 from services.intake.store import Inbox, Outbox
 from shared import contract
-from shared.contract import CloudEvent, HotlineCall, Location, WorkOrderData
+from shared.contract import CloudEvent, HotlineCall, Location, WorkOrderData, encode_event
 from shared.messaging import (
+    HEADERS,
+    TYPE_HEADER,
     BatchConsumer,
     Decoded,
     Delivery,
@@ -23,12 +27,14 @@ from shared.messaging import (
     Tx,
     dead_letter,
     describe_validation,
+    event_type,
     partition_for,
 )
 from shared.reference import Jurisdiction
 from shared.settings import Settings
 
 PHONE = "13912345678"
+AT = datetime(2026, 11, 21, 8, 15, tzinfo=UTC)
 
 
 async def ignore(tx: Tx, data: Any) -> None:
@@ -149,6 +155,32 @@ def test_unknown_type_on_listened_topic_is_skipped_before_the_envelope_is_checke
     # Not ours to judge (a service reads its own events back there): skipped, not dead-lettered.
     body = call_event() | {"type": "workorder.merged", "time": "2026-11-21T08:15:00"}
     assert consumer.decode(delivery(body, topic=contract.WORKORDER_EVENTS)) is None
+
+
+def record(topic: str, headers: list[tuple[str, bytes]]) -> ConsumerRecord[bytes, bytes]:
+    return ConsumerRecord(topic, 0, 1, 0, 0, None, b"{}", None, 2, 2, headers)
+
+
+@pytest.mark.parametrize(
+    ("topic", "headers", "skipped"),
+    [
+        (contract.WORKORDER_EVENTS, [*HEADERS, (TYPE_HEADER, b"workorder.merged")], True),
+        (contract.WORKORDER_EVENTS, [*HEADERS, (TYPE_HEADER, b"workorder.created")], False),  # handled
+        (contract.WORKORDER_EVENTS, HEADERS, False),  # no type header: decoded, as before
+        (contract.HOTLINE_CALLS, [*HEADERS, (TYPE_HEADER, b"hotline.call.updated")], False),  # strict
+    ],
+)
+def test_a_listened_topics_unrouted_type_is_known_from_its_header(
+    consumer: BatchConsumer, topic: str, headers: list[tuple[str, bytes]], skipped: bool
+) -> None:
+    assert consumer.unrouted(record(topic, headers)) is skipped
+
+
+def test_the_type_header_is_read_off_the_encoded_event() -> None:
+    data = {"type": "decoy", "note": '"type":"decoy"'}  # data comes after the envelope's type
+    body = encode_event(type="workorder.created", source="s", subject="k", time=AT, data=data, id="i")
+    assert event_type(body) == b"workorder.created"
+    assert event_type(b"not an event") == b""
 
 
 def test_known_type_on_listened_topic_with_a_bad_envelope_is_a_dead_letter(consumer: BatchConsumer) -> None:
