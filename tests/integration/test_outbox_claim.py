@@ -39,7 +39,7 @@ async def test_a_claim_takes_the_oldest_rows_by_address_even_with_stale_statisti
         await conn.execute(text("ANALYZE outbox"))  # statistics of an empty queue, as autovacuum may take
         # A backlog: 3,000 events of a realistic size (the table's pages, not its statistics, grow).
         rows = [{"topic": "t", "key": f"k{i}", "payload": b"x" * 500} for i in range(3000)]
-        await outbox_insert(Outbox.__table__).execute(conn, rows)  # type: ignore[arg-type]
+        await outbox_insert(Outbox.__table__).execute(conn, rows)
 
     async with engine.begin() as conn:
         plan = "\n".join(r[0] for r in await conn.execute(text("EXPLAIN " + str(relay._claim)), {"n": 1000}))
