@@ -373,9 +373,8 @@ def encode_event(
     """A CloudEvent in structured JSON mode, the bytes we publish. A model's data is serialised by
     pydantic straight to JSON (nulls kept), without the dict ``model_dump`` would build first.
     ``time`` may come already as RFC 3339 text, for a caller that stamps several events with one."""
-    payload = (
-        orjson.Fragment(data.__pydantic_serializer__.to_json(data)) if isinstance(data, BaseModel) else data
-    )
+    # dict first: a model class's isinstance check goes through ABCMeta, a Python-level call.
+    payload = data if isinstance(data, dict) else orjson.Fragment(data.__pydantic_serializer__.to_json(data))
     return orjson.dumps(
         {
             "specversion": SPECVERSION,
