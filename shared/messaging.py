@@ -29,7 +29,7 @@ from typing import Any, Protocol
 
 import asyncpg
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.helpers import create_ssl_context
 from aiokafka.partitioner import DefaultPartitioner, murmur2
 from aiokafka.producer.message_accumulator import BatchBuilder
@@ -266,12 +266,13 @@ class Route:
     handler: Handler
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Decoded:
     delivery: Delivery
     event: CloudEvent
     data: BaseModel
     route: Route
+    prepared: Any = None  # what the consumer's ``prepare`` made of it, before the transaction
 
 
 def describe_validation(exc: ValidationError, prefix: str = "") -> str:
@@ -339,6 +340,19 @@ def is_transient(exc: BaseException) -> bool:
     )
 
 
+PREPARE_CHUNK = 64  # records prepared between two yields to the event loop
+
+
+@dataclass(slots=True)
+class Prepared:
+    """A consumed batch, decoded: what its transaction will apply."""
+
+    decoded: list[Decoded]
+    dead: list[OutboxMessage]
+    records: int
+    seconds: float  # spent preparing it
+
+
 class BatchConsumer:
     """Applies a consumed batch in one transaction, per the rules at the top of this module."""
 
@@ -354,8 +368,12 @@ class BatchConsumer:
         after_commit: Callable[[], None] = lambda: None,
         max_attempts: int = 5,
         unit: BatchUnit | None = None,
+        prepare_message: Callable[[Decoded], Any] | None = None,
     ) -> None:
         self.unit = unit
+        # Work on a message that needs no database (intake tags and places a call): done while
+        # decoding, and so, in the pipeline, while the batch before is in its transaction.
+        self.prepare_message = prepare_message
         self.service = service
         self.source = f"whistle/{service}"
         self.engine = engine
@@ -428,17 +446,27 @@ class BatchConsumer:
 
     async def process(self, records: Sequence[ConsumerRecord[Any, Any]]) -> None:
         """Apply a batch; raises (so the batch is rewound) only when the database stays unreachable."""
+        await self.apply(await self.prepare(records))
+
+    async def prepare(self, records: Sequence[ConsumerRecord[Any, Any]]) -> Prepared:
+        """Decode a batch, and do what needs no database. It yields to the event loop every so
+        often, so that the transaction of the batch before (BatchPipeline) goes on meanwhile."""
         started = time.perf_counter()
         decoded: list[Decoded] = []
         dead: list[OutboxMessage] = []
         ignored: Counter[str] = Counter()
-        for record in records:
+        prepare_message = self.prepare_message
+        for i, record in enumerate(records, 1):
+            if i % PREPARE_CHUNK == 0:
+                await asyncio.sleep(0)
             if self.unrouted(record):
                 ignored[record.topic] += 1
                 continue
             delivery = Delivery.of(record)
             result = self.decode(delivery)
             if isinstance(result, Decoded):
+                if prepare_message is not None:
+                    result.prepared = prepare_message(result)
                 decoded.append(result)
             elif isinstance(result, str):
                 log.warning("dead letter", topic=delivery.topic, offset=delivery.offset, error=result)
@@ -449,11 +477,16 @@ class BatchConsumer:
                 ignored[delivery.topic] += 1
         for topic, n in ignored.items():  # counted per topic, not per message: labels() costs
             metrics.MESSAGES.labels(self.service, topic, "ignored").inc(n)
+        return Prepared(decoded, dead, len(records), time.perf_counter() - started)
 
+    async def apply(self, batch: Prepared) -> None:
+        """The batch's transaction, retried while the database is unreachable; raises when it
+        stays so (the caller rewinds the batch)."""
+        started = time.perf_counter()
         delay = 0.2
         for attempt in range(1, self.max_attempts + 1):
             try:
-                await self._apply(decoded, dead)
+                await self._apply(batch.decoded, batch.dead)
                 break
             except Exception as exc:
                 if not is_transient(exc) or attempt == self.max_attempts:
@@ -462,8 +495,8 @@ class BatchConsumer:
                 log.warning("transient failure, retrying batch", attempt=attempt, error=str(exc)[:300])
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
-        metrics.BATCH_SECONDS.labels(self.service).observe(time.perf_counter() - started)
-        metrics.BATCH_SIZE.labels(self.service).observe(len(records))
+        metrics.BATCH_SECONDS.labels(self.service).observe(time.perf_counter() - started + batch.seconds)
+        metrics.BATCH_SIZE.labels(self.service).observe(batch.records)
         self.after_commit()
 
     async def _apply(self, decoded: list[Decoded], dead_before: list[OutboxMessage]) -> None:
@@ -545,6 +578,91 @@ class BatchConsumer:
             metrics.MESSAGES.labels(self.service, topic, outcome).inc(n)
             if outcome == "deadlettered":
                 metrics.DEADLETTERS.labels(self.service, topic).inc(n)
+
+
+class KafkaPositions(Protocol):
+    """What the pipeline needs of a Kafka consumer: commit given offsets, move a position."""
+
+    async def commit(self, offsets: dict[TopicPartition, int]) -> None: ...
+
+    def seek(self, partition: TopicPartition, offset: int) -> None: ...
+
+
+def _first_offsets(records: Sequence[ConsumerRecord[Any, Any]]) -> dict[TopicPartition, int]:
+    first: dict[TopicPartition, int] = {}
+    for r in records:
+        tp = TopicPartition(r.topic, r.partition)
+        if tp not in first or r.offset < first[tp]:
+            first[tp] = r.offset
+    return first
+
+
+def _next_offsets(records: Sequence[ConsumerRecord[Any, Any]]) -> dict[TopicPartition, int]:
+    after: dict[TopicPartition, int] = {}
+    for r in records:
+        tp = TopicPartition(r.topic, r.partition)
+        if r.offset + 1 > after.get(tp, -1):
+            after[tp] = r.offset + 1
+    return after
+
+
+class BatchPipeline:
+    """Batch N+1 is decoded and prepared (``BatchConsumer.prepare``) while batch N is in its
+    transaction; transactions still follow one another, in order, and each batch's offsets are
+    committed, explicitly, only once its transaction has. The database's time is no longer idle
+    time for the service: the next batch's decoding, tagging and placing fill it.
+
+    A batch whose transaction fails for good is rewound (its partitions sought back to its first
+    records). The batch prepared behind it, whether read before or after that rewind, is not
+    applied: its partitions are sought back too, and everything comes again in order."""
+
+    def __init__(self, consumer: BatchConsumer, backoff: float = 1.0) -> None:
+        self.consumer = consumer
+        self.backoff = backoff
+        self.running: asyncio.Task[dict[TopicPartition, int] | None] | None = None
+
+    async def take(self, records: Sequence[ConsumerRecord[Any, Any]], kafka: KafkaPositions) -> None:
+        try:
+            batch: Prepared | None = await self.consumer.prepare(records)
+        except Exception:
+            log.exception("a batch could not be decoded; rewinding it")
+            batch = None
+        failed = await self.settle()
+        if batch is None or failed is not None:
+            rewind_to = _first_offsets(records)
+            for tp, offset in (failed or {}).items():
+                rewind_to[tp] = min(offset, rewind_to.get(tp, offset))
+            for tp, offset in rewind_to.items():
+                kafka.seek(tp, offset)
+            return
+        self.running = asyncio.create_task(self._apply(batch, records, kafka))
+
+    async def settle(self) -> dict[TopicPartition, int] | None:
+        """Wait for the batch in its transaction; where it rewound to, if it failed."""
+        running, self.running = self.running, None
+        return await running if running is not None else None
+
+    async def _apply(
+        self, batch: Prepared, records: Sequence[ConsumerRecord[Any, Any]], kafka: KafkaPositions
+    ) -> dict[TopicPartition, int] | None:
+        try:
+            await self.consumer.apply(batch)
+        except asyncio.CancelledError:
+            raise  # stopping: nothing was committed, and the broker gives the batch again
+        except Exception:
+            log.exception("batch failed; rewinding it", records=len(records))
+            metrics.BATCHES_REWOUND.labels(self.consumer.service).inc()
+            first = _first_offsets(records)
+            for tp, offset in first.items():  # now, so that it comes again even if nothing follows
+                kafka.seek(tp, offset)
+            await asyncio.sleep(self.backoff)
+            return first
+        try:
+            await kafka.commit(_next_offsets(records))
+        except Exception as exc:
+            # The partitions moved to another member, say: it gets them again; the inbox dedupes.
+            log.warning("offsets not committed after the batch's transaction", error=str(exc)[:300])
+        return None
 
 
 class _NeedsCare(Exception):

@@ -32,6 +32,12 @@ BATCH_SIZE = Histogram(
 TRANSIENT_RETRIES = Counter(
     "whistle_transient_retries", "Batches retried after a transient failure", ["service"], registry=REGISTRY
 )
+BATCHES_REWOUND = Counter(
+    "whistle_batches_rewound",
+    "Batches whose transaction failed for good (the database away): rewound, to come again",
+    ["service"],
+    registry=REGISTRY,
+)
 OUTBOX_PENDING = Gauge(
     "whistle_outbox_pending",
     "Outbox rows not yet published (last relay round)",

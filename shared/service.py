@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from shared import metrics
 from shared.db import create_engine, migrate
 from shared.logs import configure_logging, get_logger
-from shared.messaging import BatchConsumer, BatchUnit, OutboxRelay, Route, make_broker
+from shared.messaging import BatchConsumer, BatchPipeline, BatchUnit, Decoded, OutboxRelay, Route, make_broker
 from shared.settings import Settings
 from shared.topics import ensure_topics, existing_topics
 
@@ -63,6 +63,7 @@ def build_service(
     publishes: Iterable[str],
     tasks: Iterable[Task] = (),
     unit: BatchUnit | None = None,
+    prepare_message: Callable[[Decoded], Any] | None = None,
 ) -> tuple[AsgiFastStream, Service]:
     configure_logging(name, settings.log_level)
     url = settings.database_url_for(name)
@@ -84,14 +85,16 @@ def build_service(
         strict_topics=strict_topics,
         after_commit=relay.notify,
         unit=unit,
+        prepare_message=prepare_message,
     )
+    pipeline = BatchPipeline(consumer)
     svc = Service(name, settings, engine, consumer, relay, sorted(set(publishes)), list(tasks))
 
     @broker.subscriber(
         *consumer.topics,
         batch=True,
         group_id=f"whistle-{name}",
-        ack_policy=AckPolicy.NACK_ON_ERROR,  # commit after the transaction; rewind if it failed
+        ack_policy=AckPolicy.MANUAL,  # the pipeline commits each batch's offsets after its transaction
         auto_offset_reset="earliest",
         max_records=settings.batch_max_records,
         batch_timeout_ms=settings.batch_timeout_ms,
@@ -102,7 +105,7 @@ def build_service(
     )
     async def on_batch(_: list[bytes], message: KafkaMessage) -> None:
         records = message.raw_message
-        await consumer.process(records if isinstance(records, tuple) else (records,))
+        await pipeline.take(records if isinstance(records, tuple) else (records,), message.consumer)  # type: ignore[arg-type]
 
     async def prepare() -> None:
         await migrate(name, url)
@@ -124,6 +127,7 @@ def build_service(
         log.info("service started", topics=consumer.topics)
 
     async def stop_tasks() -> None:
+        await pipeline.settle()  # the batch in its transaction commits, or fails and comes again
         for task in svc.running:
             task.cancel()
         await asyncio.gather(*svc.running, return_exceptions=True)

@@ -123,7 +123,7 @@ class IntakeUnit:
     async def open(self, conn: AsyncConnection, messages: list[Decoded]) -> IntakeBatch:
         orders: dict[str, NewOrder | str] = {}
         for m in messages:
-            order = self.order_for(m)
+            order = m.prepared if m.prepared is not None else self.order_for(m)
             if order is not None:
                 orders[m.event.id] = order
         new = [o for o in orders.values() if isinstance(o, NewOrder)]

@@ -1,0 +1,124 @@
+"""The batch pipeline's delivery rules, with a fake consumer and fake Kafka positions: offsets are
+committed only after their batch's transaction, in order; a failed batch and the one prepared
+behind it are rewound and neither is committed. (That deliveries go through at all is shown by the
+integration tests, over the real broker.)"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+from aiokafka import ConsumerRecord, TopicPartition
+
+from shared.messaging import BatchPipeline, Prepared
+
+T = "hotline.calls.v1"
+
+
+def records(*positions: tuple[int, int]) -> tuple[ConsumerRecord[bytes, bytes], ...]:
+    return tuple(ConsumerRecord(T, p, o, 0, 0, None, b"{}", None, 0, 2, []) for p, o in positions)
+
+
+class FakeKafka:
+    def __init__(self, log: list[str]) -> None:
+        self.log = log
+
+    async def commit(self, offsets: dict[TopicPartition, int]) -> None:
+        self.log.append("commit " + ",".join(f"{tp.partition}:{o}" for tp, o in sorted(offsets.items())))
+
+    def seek(self, partition: TopicPartition, offset: int) -> None:
+        self.log.append(f"seek {partition.partition}:{offset}")
+
+
+class FakeConsumer:
+    """Applies a batch when its gate opens; fails the batches named in ``failing``."""
+
+    service = "test"
+
+    def __init__(self, log: list[str], failing: set[int] = frozenset()) -> None:  # type: ignore[assignment]
+        self.log = log
+        self.failing = failing
+        self.gates: dict[int, asyncio.Event] = {}
+        self.prepared: dict[int, asyncio.Event] = defaultdict(asyncio.Event)
+
+    async def prepare(self, batch: Sequence[ConsumerRecord[Any, Any]]) -> Prepared:
+        first = batch[0].offset
+        self.log.append(f"prepare {first}")
+        self.gates.setdefault(first, asyncio.Event())
+        self.prepared[first].set()
+        return Prepared([], [], len(batch), first)  # seconds: carries the batch's first offset here
+
+    async def apply(self, batch: Prepared) -> None:
+        first = int(batch.seconds)
+        await self.gates[first].wait()
+        if first in self.failing:
+            self.log.append(f"failed {first}")
+            raise RuntimeError("the database stays unreachable")
+        self.log.append(f"applied {first}")
+
+
+def pipeline(consumer: FakeConsumer) -> BatchPipeline:
+    return BatchPipeline(consumer, backoff=0)  # type: ignore[arg-type]
+
+
+async def test_the_next_batch_is_prepared_while_one_applies_and_offsets_follow_transactions() -> None:
+    log: list[str] = []
+    consumer, kafka = FakeConsumer(log), FakeKafka(log)
+    pipe = pipeline(consumer)
+    await pipe.take(records((0, 10), (1, 20), (0, 11)), kafka)
+    assert log == ["prepare 10"]  # handed back at once: in its transaction, not yet committed
+
+    second = asyncio.create_task(pipe.take(records((0, 12), (1, 21)), kafka))
+    await asyncio.wait_for(consumer.prepared[12].wait(), 5)
+    assert "applied 10" not in log and not any(e.startswith("commit") for e in log)
+    consumer.gates[10].set()
+    await second
+    consumer.gates[12].set()
+    await pipe.settle()
+    assert log == [
+        "prepare 10",
+        "prepare 12",
+        "applied 10",
+        "commit 0:12,1:21",
+        "applied 12",
+        "commit 0:13,1:22",
+    ]
+
+
+async def test_a_failed_batch_and_the_one_behind_it_are_rewound_and_not_committed() -> None:
+    log: list[str] = []
+    consumer, kafka = FakeConsumer(log, failing={10}), FakeKafka(log)
+    pipe = pipeline(consumer)
+    await pipe.take(records((0, 10), (1, 20)), kafka)
+    behind = asyncio.create_task(pipe.take(records((0, 11), (1, 21), (2, 5)), kafka))
+    consumer.gates[10].set()
+    await behind
+    assert pipe.running is None  # the batch behind was not applied
+    assert "commit" not in " ".join(log)
+    # The failed batch's partitions back to its first records, at once (so it comes again even if
+    # nothing follows), then every partition of the two batches back to the earliest: nothing is
+    # skipped, whether the batch behind was read before or after that first rewind.
+    assert [e for e in log if e.startswith("seek")] == [
+        *("seek 0:10", "seek 1:20"),
+        *("seek 0:10", "seek 1:20", "seek 2:5"),
+    ]
+
+    consumer.failing.clear()  # the database is back: the batch comes again and applies
+    await pipe.take(records((0, 10), (1, 20)), kafka)
+    consumer.gates[10].set()
+    await pipe.settle()
+    assert log[-2:] == ["applied 10", "commit 0:11,1:21"]
+
+
+async def test_a_batch_that_cannot_be_prepared_is_rewound() -> None:
+    log: list[str] = []
+    consumer, kafka = FakeConsumer(log), FakeKafka(log)
+
+    async def broken(batch: Sequence[ConsumerRecord[Any, Any]]) -> Prepared:
+        raise ValueError("a bug")
+
+    consumer.prepare = broken  # type: ignore[method-assign]
+    await pipeline(consumer).take(records((3, 7), (3, 8)), kafka)
+    assert log == ["seek 3:7"]
