@@ -348,9 +348,11 @@ class Prepared:
     """A consumed batch, decoded: what its transaction will apply."""
 
     decoded: list[Decoded]
-    dead: list[OutboxMessage]
+    dead: list[OutboxMessage]  # dead letters, staged with the batch
+    reasons: list[tuple[Delivery, str]]  # why, logged and counted once the batch has committed
+    ignored: Counter[str]  # per topic: records of types we have no handler for
     records: int
-    seconds: float  # spent preparing it
+    seconds: float = 0.0  # spent preparing it
 
 
 class BatchConsumer:
@@ -452,32 +454,34 @@ class BatchConsumer:
         """Decode a batch, and do what needs no database. It yields to the event loop every so
         often, so that the transaction of the batch before (BatchPipeline) goes on meanwhile."""
         started = time.perf_counter()
-        decoded: list[Decoded] = []
-        dead: list[OutboxMessage] = []
-        ignored: Counter[str] = Counter()
+        batch = Prepared([], [], [], Counter(), len(records))
         prepare_message = self.prepare_message
         for i, record in enumerate(records, 1):
             if i % PREPARE_CHUNK == 0:
                 await asyncio.sleep(0)
             if self.unrouted(record):
-                ignored[record.topic] += 1
+                batch.ignored[record.topic] += 1
                 continue
             delivery = Delivery.of(record)
             result = self.decode(delivery)
-            if isinstance(result, Decoded):
-                if prepare_message is not None:
+            if isinstance(result, Decoded) and prepare_message is not None:
+                try:
                     result.prepared = prepare_message(result)
-                decoded.append(result)
+                except Exception as exc:  # a bug or a message no rule foresaw: park it, like a handler's
+                    event = result.event
+                    log.exception("could not prepare", event_id=event.id, type=event.type)
+                    result = (
+                        f"could not be prepared ({type(exc).__name__}); see the service log for {event.id}"
+                    )
+            if isinstance(result, Decoded):
+                batch.decoded.append(result)
             elif isinstance(result, str):
-                log.warning("dead letter", topic=delivery.topic, offset=delivery.offset, error=result)
-                metrics.DEADLETTERS.labels(self.service, delivery.topic).inc()
-                metrics.MESSAGES.labels(self.service, delivery.topic, "deadlettered").inc()
-                dead.append(dead_letter(delivery, result, self.source))
+                batch.dead.append(dead_letter(delivery, result, self.source))
+                batch.reasons.append((delivery, result))
             else:
-                ignored[delivery.topic] += 1
-        for topic, n in ignored.items():  # counted per topic, not per message: labels() costs
-            metrics.MESSAGES.labels(self.service, topic, "ignored").inc(n)
-        return Prepared(decoded, dead, len(records), time.perf_counter() - started)
+                batch.ignored[delivery.topic] += 1
+        batch.seconds = time.perf_counter() - started
+        return batch
 
     async def apply(self, batch: Prepared) -> None:
         """The batch's transaction, retried while the database is unreachable; raises when it
@@ -495,6 +499,13 @@ class BatchConsumer:
                 log.warning("transient failure, retrying batch", attempt=attempt, error=str(exc)[:300])
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
+        # Counted once the batch has committed: a batch rewound comes again and would count twice.
+        for delivery, reason in batch.reasons:
+            log.warning("dead letter", topic=delivery.topic, offset=delivery.offset, error=reason)
+            metrics.DEADLETTERS.labels(self.service, delivery.topic).inc()
+            metrics.MESSAGES.labels(self.service, delivery.topic, "deadlettered").inc()
+        for topic, n in batch.ignored.items():  # counted per topic, not per message: labels() costs
+            metrics.MESSAGES.labels(self.service, topic, "ignored").inc(n)
         metrics.BATCH_SECONDS.labels(self.service).observe(time.perf_counter() - started + batch.seconds)
         metrics.BATCH_SIZE.labels(self.service).observe(batch.records)
         self.after_commit()
@@ -581,7 +592,9 @@ class BatchConsumer:
 
 
 class KafkaPositions(Protocol):
-    """What the pipeline needs of a Kafka consumer: commit given offsets, move a position."""
+    """What the pipeline needs of a Kafka consumer: its partitions, commit offsets, move a position."""
+
+    def assignment(self) -> set[TopicPartition]: ...
 
     async def commit(self, offsets: dict[TopicPartition, int]) -> None: ...
 
@@ -614,12 +627,17 @@ class BatchPipeline:
 
     A batch whose transaction fails for good is rewound (its partitions sought back to its first
     records). The batch prepared behind it, whether read before or after that rewind, is not
-    applied: its partitions are sought back too, and everything comes again in order."""
+    applied: its partitions are sought back too, and everything comes again in order. Partitions
+    no longer assigned are left alone: their new owner starts from the committed offsets, which
+    are never past an uncommitted transaction."""
 
-    def __init__(self, consumer: BatchConsumer, backoff: float = 1.0) -> None:
+    def __init__(self, consumer: BatchConsumer, backoff: float = 1.0, grace: float = 10.0) -> None:
         self.consumer = consumer
-        self.backoff = backoff
-        self.running: asyncio.Task[dict[TopicPartition, int] | None] | None = None
+        self.backoff = backoff  # after a failed batch, before it comes again
+        self.grace = grace  # for the batch in its transaction, when stopping
+        self.running: asyncio.Task[None] | None = None
+        self.rewind_to: dict[TopicPartition, int] = {}  # set by a failed batch, until the next take
+        self.closing = False
 
     async def take(self, records: Sequence[ConsumerRecord[Any, Any]], kafka: KafkaPositions) -> None:
         try:
@@ -627,42 +645,57 @@ class BatchPipeline:
         except Exception:
             log.exception("a batch could not be decoded; rewinding it")
             batch = None
-        failed = await self.settle()
-        if batch is None or failed is not None:
-            rewind_to = _first_offsets(records)
-            for tp, offset in (failed or {}).items():
-                rewind_to[tp] = min(offset, rewind_to.get(tp, offset))
-            for tp, offset in rewind_to.items():
-                kafka.seek(tp, offset)
+        if self.running is not None:
+            await asyncio.wait([self.running])  # its outcome is in self.rewind_to
+        if batch is None or self.rewind_to or self.closing:
+            self._seek(kafka, self.rewind_to, _first_offsets(records))
+            self.rewind_to = {}
             return
         self.running = asyncio.create_task(self._apply(batch, records, kafka))
 
-    async def settle(self) -> dict[TopicPartition, int] | None:
-        """Wait for the batch in its transaction; where it rewound to, if it failed."""
-        running, self.running = self.running, None
-        return await running if running is not None else None
+    async def close(self) -> None:
+        """Stop taking batches; let the one in its transaction finish. Past ``grace`` (the broker
+        unreachable for its offset commit, say) it is cancelled: it comes again."""
+        self.closing = True
+        if self.running is not None:
+            done, _ = await asyncio.wait([self.running], timeout=self.grace)
+            if not done:
+                self.running.cancel()
 
     async def _apply(
         self, batch: Prepared, records: Sequence[ConsumerRecord[Any, Any]], kafka: KafkaPositions
-    ) -> dict[TopicPartition, int] | None:
+    ) -> None:
         try:
             await self.consumer.apply(batch)
         except asyncio.CancelledError:
-            raise  # stopping: nothing was committed, and the broker gives the batch again
+            raise  # stopping: its offsets were not committed, so the broker gives it again
         except Exception:
             log.exception("batch failed; rewinding it", records=len(records))
             metrics.BATCHES_REWOUND.labels(self.consumer.service).inc()
-            first = _first_offsets(records)
-            for tp, offset in first.items():  # now, so that it comes again even if nothing follows
-                kafka.seek(tp, offset)
+            self.rewind_to = _first_offsets(records)
+            self._seek(kafka, self.rewind_to)  # now, so that it comes again even if nothing follows
             await asyncio.sleep(self.backoff)
-            return first
+            return
+        assigned = kafka.assignment()
+        offsets = {tp: o for tp, o in _next_offsets(records).items() if tp in assigned}
         try:
-            await kafka.commit(_next_offsets(records))
+            if offsets:
+                await kafka.commit(offsets)
         except Exception as exc:
             # The partitions moved to another member, say: it gets them again; the inbox dedupes.
             log.warning("offsets not committed after the batch's transaction", error=str(exc)[:300])
-        return None
+
+    @staticmethod
+    def _seek(kafka: KafkaPositions, *positions: dict[TopicPartition, int]) -> None:
+        """Each assigned partition back to the earliest of these positions."""
+        earliest: dict[TopicPartition, int] = {}
+        for offsets in positions:
+            for tp, offset in offsets.items():
+                earliest[tp] = min(offset, earliest.get(tp, offset))
+        assigned = kafka.assignment()
+        for tp, offset in earliest.items():
+            if tp in assigned:
+                kafka.seek(tp, offset)
 
 
 class _NeedsCare(Exception):

@@ -5,10 +5,11 @@ one place that wires them."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import gc
 import os
 import signal
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
@@ -45,6 +46,27 @@ class Service:
     tasks: list[Task]
     running: list[asyncio.Task[None]] = field(default_factory=list)
     stuck: str | None = None
+
+
+async def _parse_batch(records: tuple[Any, ...], original: Callable[[Any], Awaitable[Any]]) -> Any:
+    """faststream reads every header of a batch as UTF-8 text. A record with a header it cannot
+    read (not UTF-8, or without a value), from an outside producer, failed the whole batch before
+    our handler saw it, and the batch was passed over. Such headers are left out: we read none but
+    ce_type, a hint; the message itself is judged by its body."""
+    try:
+        return await original(records)
+    except (UnicodeDecodeError, AttributeError):
+        return await original(
+            tuple(dataclasses.replace(r, headers=[(k, v) for k, v in r.headers if _text(v)]) for r in records)
+        )
+
+
+def _text(value: Any) -> bool:
+    try:
+        value.decode()
+    except (AttributeError, UnicodeDecodeError):
+        return False
+    return True
 
 
 def _raw_batch(msg: Any) -> list[bytes]:
@@ -101,6 +123,7 @@ def build_service(
         fetch_max_wait_ms=settings.fetch_max_wait_ms,
         session_timeout_ms=6000,
         heartbeat_interval_ms=1000,
+        parser=_parse_batch,
         decoder=_raw_batch,
     )
     async def on_batch(_: list[bytes], message: KafkaMessage) -> None:
@@ -127,7 +150,7 @@ def build_service(
         log.info("service started", topics=consumer.topics)
 
     async def stop_tasks() -> None:
-        await pipeline.settle()  # the batch in its transaction commits, or fails and comes again
+        await pipeline.close()  # the batch in its transaction commits, or fails and comes again
         for task in svc.running:
             task.cancel()
         await asyncio.gather(*svc.running, return_exceptions=True)

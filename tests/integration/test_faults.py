@@ -42,7 +42,7 @@ async def test_calls_taken_while_intakes_database_is_away_are_applied_once_it_is
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", database
         )
         for call_id in ids:
-            await bus.send(contract.HOTLINE_CALLS, call_id, call(call_id, "松霞小区", f"{call_id}楼道灯不亮"))
+            await bus.send(contract.HOTLINE_CALLS, call_id, call(call_id, "金沙滩小区", "楼道灯不亮了"))
         # A batch whose transaction cannot be had is rewound and comes again (after retries when
         # the failure is a known transient one): wait until intake has been through that.
         async with asyncio.timeout(60):
@@ -61,7 +61,7 @@ async def test_calls_taken_while_intakes_database_is_away_are_applied_once_it_is
     await bus.wait_for(taken(*ids), within=60, count=len(ids))
     # A call sent after the outage, once through, follows whatever the outage could have doubled.
     marker = uid("DB")
-    await bus.send(contract.HOTLINE_CALLS, marker, call(marker, "松霞小区", "单元门坏了关不上"))
+    await bus.send(contract.HOTLINE_CALLS, marker, call(marker, "鑫盛小区", "单元门坏了关不上"))
     await bus.wait_for(taken(marker), within=60)
     assert sorted(s.key or "" for s in bus.matching(taken(*ids))) == sorted(
         f"WO-H-{i}" for i in ids

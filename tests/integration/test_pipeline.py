@@ -97,6 +97,20 @@ async def test_bad_input_is_dead_lettered_and_the_next_message_flows(bus: Bus) -
         assert letter["original_key"] == key and letter["original_offset"] >= 0
 
 
+async def test_a_call_with_an_unreadable_header_is_taken_like_any_other(bus: Bus) -> None:
+    # An outside producer's header that is not UTF-8: faststream failed the whole batch on it.
+    odd, after = uid(), uid()
+    await bus.producer.send_and_wait(
+        contract.HOTLINE_CALLS,
+        orjson.dumps(call(odd, "渔港小区")),
+        key=odd.encode(),
+        headers=[("content-type", b"application/cloudevents+json"), ("x-trace", b"\xff\xfe")],
+    )
+    await bus.send(contract.HOTLINE_CALLS, after, call(after, "蓝湾小区"))
+    await bus.wait_for(of_order(f"WO-H-{odd}", "workorder.created"))
+    await bus.wait_for(of_order(f"WO-H-{after}", "workorder.created"))
+
+
 async def test_a_grid_report_from_an_unknown_grid_is_refused(bus: Bus) -> None:
     report_id = uid("GR")
     report = {

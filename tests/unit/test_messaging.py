@@ -278,3 +278,33 @@ def test_the_relay_puts_each_key_where_the_default_partitioner_would() -> None:
             assert partition_for(key, partitions, hashes) == DefaultPartitioner()(key, partitions, partitions)
     assert len(hashes) == 500  # once per key, whatever the topic
     assert partition_for(None, [0, 1, 2], hashes) in (0, 1, 2)
+
+
+async def test_a_message_that_breaks_preparation_is_a_dead_letter_and_the_rest_go_on(
+    ref: Jurisdiction,
+) -> None:
+    def prepare(message: Decoded) -> object:
+        if message.event.id == "ev-bad":
+            raise ValueError("a bug")
+        return "prepared"
+
+    consumer = BatchConsumer(
+        service="intake",
+        engine=None,  # type: ignore[arg-type]  # prepare() never touches the database
+        inbox=Inbox.__table__,  # type: ignore[arg-type]
+        outbox=Outbox.__table__,  # type: ignore[arg-type]
+        routes=intake_routes(IntakeUnit(ref, Settings())),
+        strict_topics=[contract.HOTLINE_CALLS],
+        prepare_message=prepare,
+    )
+    good, bad = (orjson.dumps(call_event() | {"id": i}) for i in ("ev-good", "ev-bad"))
+    batch = await consumer.prepare(
+        [
+            ConsumerRecord(contract.HOTLINE_CALLS, 0, n, 0, 0, None, v, None, 0, len(v), [])
+            for n, v in enumerate((bad, good))
+        ]
+    )
+    assert [(m.event.id, m.prepared) for m in batch.decoded] == [("ev-good", "prepared")]
+    [(where, reason)] = batch.reasons
+    assert where.offset == 0 and reason.startswith("could not be prepared (ValueError)")
+    assert len(batch.dead) == 1
