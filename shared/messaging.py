@@ -310,15 +310,18 @@ def dead_letter(delivery: Delivery, error: str, source: str) -> OutboxMessage:
     return OutboxMessage(DEADLETTER, delivery.key, body)
 
 
-def _nul_in(value: Any, path: str = "") -> str | None:
-    """Where in a decoded message a string holds NUL (PostgreSQL's text cannot), or None."""
-    if isinstance(value, str):
-        return (path or "(body)") if "\x00" in value else None
-    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
-    for key, item in items:
-        found = _nul_in(item, f"{path}.{key}" if path else str(key))
-        if found is not None:
-            return found
+def _nul_in(value: Any) -> str | None:
+    """Where in a decoded message a string holds NUL (PostgreSQL's text cannot), or None. A walk
+    with a stack of its own: JSON nested a thousand deep would exhaust Python's."""
+    todo: list[tuple[Any, str]] = [(value, "")]
+    while todo:
+        item, path = todo.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return path or "(body)"
+            continue
+        pairs = item.items() if isinstance(item, dict) else enumerate(item) if isinstance(item, list) else ()
+        todo.extend(reversed([(v, f"{path}.{k}" if path else str(k)) for k, v in pairs]))
     return None
 
 
@@ -463,16 +466,14 @@ class BatchConsumer:
                 batch.ignored[record.topic] += 1
                 continue
             delivery = Delivery.of(record)
-            result = self.decode(delivery)
-            if isinstance(result, Decoded) and prepare_message is not None:
-                try:
+            try:
+                result = self.decode(delivery)
+                if isinstance(result, Decoded) and prepare_message is not None:
                     result.prepared = prepare_message(result)
-                except Exception as exc:  # a bug or a message no rule foresaw: park it, like a handler's
-                    event = result.event
-                    log.exception("could not prepare", event_id=event.id, type=event.type)
-                    result = (
-                        f"could not be prepared ({type(exc).__name__}); see the service log for {event.id}"
-                    )
+            except Exception as exc:  # a bug or a message no rule foresaw: park it, like a handler's
+                where = f"{delivery.topic}/{delivery.partition}/{delivery.offset}"
+                log.exception("could not prepare", at=where)
+                result = f"could not be prepared ({type(exc).__name__}); see the service log for {where}"
             if isinstance(result, Decoded):
                 batch.decoded.append(result)
             elif isinstance(result, str):
@@ -640,17 +641,25 @@ class BatchPipeline:
         self.closing = False
 
     async def take(self, records: Sequence[ConsumerRecord[Any, Any]], kafka: KafkaPositions) -> None:
+        if self.closing:  # stopping: not even prepared; it comes again
+            self._seek(kafka, _first_offsets(records))
+            return
         try:
             batch: Prepared | None = await self.consumer.prepare(records)
         except Exception:
-            log.exception("a batch could not be decoded; rewinding it")
+            log.exception("a batch could not be prepared; rewinding it")
             batch = None
         if self.running is not None:
             await asyncio.wait([self.running])  # its outcome is in self.rewind_to
+            if not self.running.cancelled() and self.running.exception() is not None:
+                log.error("batch task ended abnormally", error=repr(self.running.exception())[:300])
         if batch is None or self.rewind_to or self.closing:
             self._seek(kafka, self.rewind_to, _first_offsets(records))
             self.rewind_to = {}
             return
+        # Until its transaction has committed, the batch counts as one to rewind: however its task
+        # ends (failed, cancelled, or by surprise), the next take rewinds rather than skips it.
+        self.rewind_to = _first_offsets(records)
         self.running = asyncio.create_task(self._apply(batch, records, kafka))
 
     async def close(self) -> None:
@@ -661,6 +670,7 @@ class BatchPipeline:
             done, _ = await asyncio.wait([self.running], timeout=self.grace)
             if not done:
                 self.running.cancel()
+                await asyncio.wait([self.running], timeout=self.grace)  # its rollback
 
     async def _apply(
         self, batch: Prepared, records: Sequence[ConsumerRecord[Any, Any]], kafka: KafkaPositions
@@ -672,10 +682,10 @@ class BatchPipeline:
         except Exception:
             log.exception("batch failed; rewinding it", records=len(records))
             metrics.BATCHES_REWOUND.labels(self.consumer.service).inc()
-            self.rewind_to = _first_offsets(records)
             self._seek(kafka, self.rewind_to)  # now, so that it comes again even if nothing follows
             await asyncio.sleep(self.backoff)
             return
+        self.rewind_to = {}
         assigned = kafka.assignment()
         offsets = {tp: o for tp, o in _next_offsets(records).items() if tp in assigned}
         try:

@@ -308,3 +308,11 @@ async def test_a_message_that_breaks_preparation_is_a_dead_letter_and_the_rest_g
     [(where, reason)] = batch.reasons
     assert where.offset == 0 and reason.startswith("could not be prepared (ValueError)")
     assert len(batch.dead) == 1
+
+
+def test_a_nul_deep_in_nested_lists_is_named_too(consumer: BatchConsumer) -> None:
+    # orjson reads JSON 1,024 levels deep; a recursive walk for the NUL's field exhausted Python's
+    # stack, and the batch was rewound again and again.
+    nested = b"[" * 1000 + b'"\\u0000"' + b"]" * 1000
+    raw = orjson.dumps(call_event(extra="here")).replace(b'"here"', nested)
+    assert reason(consumer, delivery(raw)).startswith("data.extra.0.0.0.")
