@@ -344,6 +344,7 @@ def is_transient(exc: BaseException) -> bool:
 
 
 PREPARE_CHUNK = 64  # records prepared between two yields to the event loop
+PIPELINE_MIN_RECORDS = 200  # smaller batches are applied before the next poll (BatchPipeline)
 
 
 @dataclass(slots=True)
@@ -632,8 +633,15 @@ class BatchPipeline:
     no longer assigned are left alone: their new owner starts from the committed offsets, which
     are never past an uncommitted transaction."""
 
-    def __init__(self, consumer: BatchConsumer, backoff: float = 1.0, grace: float = 10.0) -> None:
+    def __init__(
+        self,
+        consumer: BatchConsumer,
+        backoff: float = 1.0,
+        grace: float = 10.0,
+        overlap_from: int = PIPELINE_MIN_RECORDS,
+    ) -> None:
         self.consumer = consumer
+        self.overlap_from = overlap_from  # records: a smaller batch is applied before the next poll
         self.backoff = backoff  # after a failed batch, before it comes again
         self.grace = grace  # for the batch in its transaction, when stopping
         self.running: asyncio.Task[None] | None = None
@@ -661,6 +669,10 @@ class BatchPipeline:
         # ends (failed, cancelled, or by surprise), the next take rewinds rather than skips it.
         self.rewind_to = _first_offsets(records)
         self.running = asyncio.create_task(self._apply(batch, records, kafka))
+        if len(records) < self.overlap_from:
+            # A light load: applied before the next poll. There is little to overlap, and a poll
+            # that finds nothing idles a while (faststream), which the next call would wait out.
+            await asyncio.wait([self.running])
 
     async def close(self) -> None:
         """Stop taking batches; let the one in its transaction finish. Past ``grace`` (the broker

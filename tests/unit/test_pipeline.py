@@ -64,7 +64,7 @@ class FakeConsumer:
 
 
 def pipeline(consumer: FakeConsumer) -> BatchPipeline:
-    return BatchPipeline(consumer, backoff=0)  # type: ignore[arg-type]
+    return BatchPipeline(consumer, backoff=0, overlap_from=1)  # type: ignore[arg-type]
 
 
 async def settled(pipe: BatchPipeline) -> None:
@@ -163,3 +163,16 @@ async def test_partitions_moved_to_another_member_are_neither_sought_nor_committ
     consumer.gates[50].set()
     await settled(pipe)
     assert log[-1] == "commit 0:51"
+
+
+async def test_a_small_batch_is_applied_before_the_next_poll() -> None:
+    log: list[str] = []
+    consumer, kafka = FakeConsumer(log), FakeKafka(log)
+    pipe = BatchPipeline(consumer, backoff=0, overlap_from=3)  # type: ignore[arg-type]
+    taking = asyncio.create_task(pipe.take(records((0, 10), (0, 11)), kafka))
+    await asyncio.wait_for(consumer.prepared[10].wait(), 5)
+    await asyncio.sleep(0)
+    assert not taking.done()  # a light load: no overlap, so no idle poll in between
+    consumer.gates[10].set()
+    await taking
+    assert log == ["prepare 10", "applied 10", "commit 0:12"]
