@@ -2,13 +2,14 @@
 
 The rules (ARCHITECTURE.md) in one place:
 - a consumed batch is one database transaction: inbox rows, state changes and outbox rows commit
-  together, and the offsets are committed (by faststream's ack) only after that commit;
+  together, and its offsets are committed only after that commit (BatchPipeline, which prepares
+  the next batch meanwhile);
 - the inbox dedupes by CloudEvent ``id``; a message already in the inbox is skipped;
 - each message is applied inside a savepoint, so a message the domain refuses, or one that breaks
   a handler, is rolled back alone and dead-lettered, and the rest of the batch goes on;
 - dead letters are outbox rows like every other event, so they commit with the batch;
 - a transient failure (database or network) retries the whole batch with bounded backoff; after a
-  few tries the batch is nacked (rewound) and comes again from the broker, never skipped;
+  few tries the batch is rewound and comes again from the broker, never skipped;
 - the relay claims outbox rows in batches by deleting them, publishes them with ``acks=all`` and
   commits the delete only once every ack is in.
 """
@@ -449,10 +450,6 @@ class BatchConsumer:
         except ValidationError as exc:
             return f"invalid {event.type}: " + describe_validation(exc, "data.")
         return Decoded(delivery, event, data, route)
-
-    async def process(self, records: Sequence[ConsumerRecord[Any, Any]]) -> None:
-        """Apply a batch; raises (so the batch is rewound) only when the database stays unreachable."""
-        await self.apply(await self.prepare(records))
 
     async def prepare(self, records: Sequence[ConsumerRecord[Any, Any]]) -> Prepared:
         """Decode a batch, and do what needs no database. It yields to the event loop every so
