@@ -642,7 +642,9 @@ class BatchPipeline:
         self.backoff = backoff  # after a failed batch, before it comes again
         self.grace = grace  # for the batch in its transaction, when stopping
         self.running: asyncio.Task[None] | None = None
-        self.rewind_to: dict[TopicPartition, int] = {}  # set by a failed batch, until the next take
+        # Where to rewind to: the batch in flight's first offsets until its transaction commits
+        # (so that any other ending rewinds it), cleared by the take that rewinds.
+        self.rewind_to: dict[TopicPartition, int] = {}
         self.closing = False
 
     async def take(self, records: Sequence[ConsumerRecord[Any, Any]], kafka: KafkaPositions) -> None:
