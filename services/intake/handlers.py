@@ -4,6 +4,7 @@ new rows are written together (IntakeUnit.close)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -21,8 +22,10 @@ from shared.contract import (
     WorkOrderData,
     derived_id,
 )
+from shared.logs import get_logger
 from shared.messaging import Decoded, OutboxMessage, Refused, Route, Tx, outbox_message
 from shared.reference import Jurisdiction
+from shared.service import Service
 from shared.settings import Settings
 
 from . import store
@@ -38,6 +41,7 @@ from .domain import (
 )
 
 SOURCE = "whistle/intake"
+log = get_logger(__name__)
 
 
 def lifecycle(order: NewOrder, status: str, caused_by: str, **extra: Any) -> dict[str, Any]:
@@ -274,3 +278,20 @@ def routes(unit: IntakeUnit) -> list[Route]:
             for t in ("workorder.resolved", "workorder.closed", "workorder.reopened")
         ),
     ]
+
+
+PRUNE_EVERY_SECONDS = 300
+
+
+async def prune_counts(svc: Service) -> None:
+    """Background task: cluster counters no window will read again are deleted (store.prune_counts)."""
+    keep = max(24 * 60, 2 * svc.settings.cluster_window_minutes)
+    while True:
+        try:
+            async with svc.engine.begin() as conn:
+                await store.prune_counts(conn, keep)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("cluster counters not pruned", error=str(exc)[:300])
+        await asyncio.sleep(PRUNE_EVERY_SECONDS)

@@ -129,6 +129,13 @@ _CLUSTER_IDS = text(
     "ON w.community = k.community AND w.category = k.category "
     "WHERE w.received_at > :since ORDER BY w.received_at"
 )
+# Cluster counters a day (or two windows) behind the newest minute: no window still reads them, and
+# a late report up to that much behind still finds its own. Without this the table kept the
+# service's whole history, and every batch's read of it grew with it.
+_PRUNE_COUNTS = text(
+    "DELETE FROM order_counts WHERE minute < "
+    "(SELECT max(minute) FROM order_counts) - make_interval(mins => :keep)"
+)
 _SET_STATUS = text("UPDATE work_orders SET status = :status WHERE id = :id AND status <> 'merged'")
 
 
@@ -220,3 +227,9 @@ async def save(
 
 async def set_status(conn: AsyncConnection, order_id: str, status: str) -> None:
     await conn.execute(_SET_STATUS, {"id": order_id, "status": status})
+
+
+async def prune_counts(conn: AsyncConnection, keep_minutes: int) -> int:
+    """Drop cluster counters older than ``keep_minutes`` before the newest one (business time)."""
+    result = await conn.execute(_PRUNE_COUNTS, {"keep": keep_minutes})
+    return int(result.rowcount or 0)
