@@ -6,30 +6,23 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta, timezone
 
-import asyncpg
 import pytest
 from sqlalchemy import delete, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.intake.store import _ORDER_COLUMNS, OrderCount, Outbox, WorkOrder
-from shared.db import bulk_insert, create_engine, migrate
+from shared.db import bulk_insert
 from shared.messaging import outbox_insert
-from shared.settings import Settings
+from tests.integration.databases import fresh_database
 
 pytestmark = pytest.mark.integration
-URL = Settings(database_prefix="whistle_test_bulk").database_url_for("intake")
 
 
 @pytest.fixture(scope="module")
 async def engine() -> AsyncIterator[AsyncEngine]:
-    server = await asyncpg.connect("postgresql://postgres@127.0.0.1:5432/postgres")
-    await server.execute('DROP DATABASE IF EXISTS "whistle_test_bulk_intake" WITH (FORCE)')
-    await server.close()
-    await migrate("intake", URL)
-    engine = create_engine(URL)
-    yield engine
-    await engine.dispose()
+    async with fresh_database("whistle_test_bulk") as engine:
+        yield engine
 
 
 def order(i: int, **overrides: object) -> dict[str, object]:

@@ -5,28 +5,20 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
-import asyncpg
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.intake import store
-from shared.db import create_engine, migrate
-from shared.settings import Settings
+from tests.integration.databases import fresh_database
 
 pytestmark = pytest.mark.integration
-URL = Settings(database_prefix="whistle_test_store").database_url_for("intake")
 
 
 @pytest.fixture(scope="module")
 async def engine() -> AsyncIterator[AsyncEngine]:
-    server = await asyncpg.connect("postgresql://postgres@127.0.0.1:5432/postgres")
-    await server.execute('DROP DATABASE IF EXISTS "whistle_test_store_intake" WITH (FORCE)')
-    await server.close()
-    await migrate("intake", URL)
-    engine = create_engine(URL)
-    yield engine
-    await engine.dispose()
+    async with fresh_database("whistle_test_store") as engine:
+        yield engine
 
 
 async def test_cluster_counters_a_day_behind_the_newest_are_pruned(engine: AsyncEngine) -> None:

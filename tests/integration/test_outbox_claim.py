@@ -5,30 +5,23 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-import asyncpg
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.intake.store import Outbox
-from shared.db import create_engine, migrate
 from shared.messaging import OutboxRelay, outbox_insert
 from shared.settings import Settings
+from tests.integration.databases import fresh_database
 
 pytestmark = pytest.mark.integration
 SETTINGS = Settings(database_prefix="whistle_test_claim")
-URL = SETTINGS.database_url_for("intake")
 
 
 @pytest.fixture(scope="module")
 async def engine() -> AsyncIterator[AsyncEngine]:
-    server = await asyncpg.connect("postgresql://postgres@127.0.0.1:5432/postgres")
-    await server.execute('DROP DATABASE IF EXISTS "whistle_test_claim_intake" WITH (FORCE)')
-    await server.close()
-    await migrate("intake", URL)
-    engine = create_engine(URL)
-    yield engine
-    await engine.dispose()
+    async with fresh_database("whistle_test_claim") as engine:
+        yield engine
 
 
 async def test_a_claim_takes_the_oldest_rows_by_address_even_with_stale_statistics(
