@@ -10,6 +10,8 @@ _DIGITS = re.compile(r"\d")
 _FULL_WIDTH = str.maketrans("０１２３４５６７８９", "0123456789")
 _MOBILE = re.compile(r"(?<!\d)((?:\+?86[\s-]?)?1[3-9]\d)[\s-]?\d{4}[\s-]?(\d{4})(?!\d)")
 _LANDLINE = re.compile(r"(?<!\d)(0\d{2,3}-?)\d{4}(\d{3,4})(?!\d)")
+# Both patterns hold four digits in a row (\d matches full-width digits too).
+_FOUR_DIGITS = re.compile(r"\d{4}")
 
 
 def mask_name(name: str | None) -> str | None:
@@ -35,9 +37,9 @@ def mask_phone(phone: str | int | None) -> str | None:
 
 def mask_phones_in_text(text: str) -> str:
     """Residents often dictate their number into the complaint itself."""
-    normalised = text.translate(_FULL_WIDTH)
-    if sum(map(str.isdigit, normalised)) < 7:  # no phone number has fewer digits
+    if not _FOUR_DIGITS.search(text):  # most texts: no number of either kind can be in them
         return text
+    normalised = text.translate(_FULL_WIDTH)
     masked = _MOBILE.sub(lambda m: f"{m.group(1)}****{m.group(2)}", normalised)
     masked = _LANDLINE.sub(lambda m: f"{m.group(1)}****{m.group(2)}", masked)
     return masked if masked != normalised else text

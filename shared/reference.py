@@ -237,7 +237,8 @@ class Jurisdiction(_Model):
     def keyword_index(self) -> PhraseIndex[str]:
         """Category keywords (and the display names themselves) -> category codes."""
         # 其他 competes too: its keywords (表扬, 感谢 …) keep praise from landing at a department.
-        return PhraseIndex((phrase, c.code) for c in self.categories for phrase in (c.name, *c.keywords))
+        # Each category once per phrase (a name may be a keyword too), in the file's order.
+        return PhraseIndex(dict.fromkeys((p, c.code) for c in self.categories for p in (c.name, *c.keywords)))
 
     @cached_property
     def place_index(self) -> PhraseIndex[Locality]:

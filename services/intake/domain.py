@@ -19,13 +19,16 @@ TAG_THRESHOLD = 0.4
 FALLBACK_THRESHOLD = 0.5
 
 
-@dataclass(frozen=True, slots=True)
+# The value objects made for every call (Tag, Place, NewOrder, OpenOrder) are plain slots
+# dataclasses, treated as immutable but not frozen: a frozen dataclass sets each field through
+# object.__setattr__, four times the cost of its construction, on every call intake takes.
+@dataclass(slots=True)
 class Tag:
     category: Category
     confidence: float
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Place:
     street: str | None = None
     community: str | None = None
@@ -38,7 +41,7 @@ class Place:
         return self.community is not None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class NewOrder:
     work_order_id: str
     source: str  # "hotline" | "grid"
@@ -105,7 +108,7 @@ def tag_category(
             return Tag(hinted, 1.0)
     scores: dict[str, int] = {}
     for phrase, codes in ref.keyword_index.find(text):
-        for code in set(codes):
+        for code in codes:  # each once (keyword_index)
             scores[code] = scores.get(code, 0) + len(phrase)
     best = max(scores, key=scores.__getitem__) if scores else "other"  # ties: the one mentioned first
     confidence = scores[best] / sum(scores.values()) if scores else 0.0
@@ -226,7 +229,7 @@ def order_from_report(report: GridReport, event_id: str, time: datetime, ref: Ju
 # ---- 并单: repeat reports of one open problem -------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class OpenOrder:
     """What merging needs to know of an order that is still open."""
 

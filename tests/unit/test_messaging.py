@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import random
 from datetime import UTC, datetime
 from typing import Any
 
@@ -10,6 +11,7 @@ import orjson
 import pytest
 from aiokafka import ConsumerRecord
 from aiokafka.partitioner import DefaultPartitioner
+from aiokafka.partitioner import murmur2 as aiokafka_murmur2
 from pydantic import ValidationError
 
 from services.intake.handlers import IntakeUnit
@@ -28,6 +30,7 @@ from shared.messaging import (
     dead_letter,
     describe_validation,
     event_type,
+    murmur2,
     partition_for,
 )
 from shared.reference import Jurisdiction
@@ -267,6 +270,14 @@ def test_dead_letter_id_derives_from_the_position() -> None:
     )
     assert first.id == again.id
     assert first.id != other.id
+
+
+def test_murmur2_is_aiokafkas_for_keys_of_every_length() -> None:
+    rng = random.Random(5)
+    for length in range(70):
+        for _ in range(50):
+            key = rng.randbytes(length)
+            assert murmur2(key) == aiokafka_murmur2(key), key
 
 
 def test_the_relay_puts_each_key_where_the_default_partitioner_would() -> None:
