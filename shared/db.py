@@ -17,7 +17,7 @@ import asyncpg
 import orjson
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import LargeBinary, MetaData, Table, TextClause, text
+from sqlalchemy import LargeBinary, MetaData, Table, TextClause, event, text
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.orm import DeclarativeBase
@@ -48,7 +48,24 @@ def service_metadata() -> MetaData:
 
 
 def create_engine(url: str, pool_size: int = 5) -> AsyncEngine:
-    return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    engine = create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    event.listen(engine.sync_engine, "connect", _json_parameters_as_bytes)
+    return engine
+
+
+def _json_parameters_as_bytes(dbapi_connection: Any, _: Any) -> None:
+    """Our json parameters (BulkInsert's rows, json_keys) are orjson's UTF-8 bytes, and the driver
+    sends json as UTF-8 bytes: pass them through. SQLAlchemy's codec takes text only, so each was
+    decoded to text for the driver to encode again, a few percent of intake's CPU."""
+    dbapi_connection.run_async(
+        lambda conn: conn.set_type_codec(
+            "json", encoder=_utf8, decoder=orjson.loads, schema="pg_catalog", format="binary"
+        )
+    )
+
+
+def _utf8(value: bytes | str) -> bytes:
+    return value if isinstance(value, bytes) else value.encode()
 
 
 @dataclass(frozen=True)
@@ -73,14 +90,14 @@ class BulkInsert:
         missing = [c for c in self.columns if c not in rows[0]]
         if missing:
             raise KeyError(f"rows for {self.table} lack {missing}")
-        await conn.execute(self.statement, {"rows": orjson.dumps(rows).decode()})
+        await conn.execute(self.statement, {"rows": orjson.dumps(rows)})
 
 
-def json_keys(keys: Iterable[Sequence[object]]) -> str:
+def json_keys(keys: Iterable[Sequence[object]]) -> bytes:
     """A batch's keys (tuples) as one JSON parameter, which ``keys_table`` reads back in SQL: one
     value for the driver to send, as with BulkInsert, where an array per column cost a check per
     value."""
-    return orjson.dumps(list(keys)).decode()
+    return orjson.dumps(list(keys))
 
 
 def keys_table(param: str, *columns: str) -> str:

