@@ -57,13 +57,16 @@ class WorkOrder(Model):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
-# Merge candidates are looked up by category among open orders.
-Index(
-    "ix_work_orders_open_category",
-    WorkOrder.category,
-    WorkOrder.received_at,
-    postgresql_where=text("status = 'open'"),
-)
+# Merge candidates: open orders of a category at a compound, in a grid, or from a phone, each found
+# by its own index. One index on category alone had every batch read all the open orders of the
+# merge window (a day's), a cost that grew with the day's calls.
+for _column in (WorkOrder.compound, WorkOrder.grid, WorkOrder.caller_phone):
+    Index(
+        f"ix_work_orders_open_{_column.key}",
+        WorkOrder.category,
+        _column,
+        postgresql_where=text("status = 'open'"),
+    )
 # A cluster's members (工单预警): orders of some communities and categories since a moment, found
 # without reading the table's whole history.
 Index("ix_work_orders_cluster", WorkOrder.community, WorkOrder.category, WorkOrder.received_at)
@@ -110,14 +113,16 @@ _KNOWN = text(
     f"{keys_table('keys', 'source', 'source_id')}"
 )
 # Open orders of the same category at one of the batch's compounds or grids, or from one of its
-# phones: exact (category, place) pairs, so a busy window does not return every open order.
+# phones: exact (category, place) pairs, each probed in its index (ix_work_orders_open_*).
 _OPEN = text(
-    "SELECT id, category, community, compound, grid, caller_phone, received_at FROM work_orders "
-    "WHERE status = 'open' AND NOT closed_on_site AND received_at >= :since AND ("
-    + " OR ".join(
-        f"(category, {c}) IN {keys_table(c, 'category', c)}" for c in ("compound", "grid", "caller_phone")
+    " UNION ".join(
+        "SELECT w.id, w.category, w.community, w.compound, w.grid, w.caller_phone, w.received_at "
+        f"FROM work_orders w JOIN {keys_table(c, 'category', c)} AS k "
+        f"ON w.category = k.category AND w.{c} = k.{c} "
+        "WHERE w.status = 'open' AND NOT w.closed_on_site AND w.received_at >= :since"
+        for c in ("compound", "grid", "caller_phone")
     )
-    + ") ORDER BY received_at"
+    + " ORDER BY received_at"
 )
 # The batch's own (community, category) pairs only: a busy district has many others.
 _PAIRS = f"JOIN {keys_table('pairs', 'community', 'category')} AS k USING (community, category)"

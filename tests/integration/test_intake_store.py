@@ -10,6 +10,9 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.intake import store
+from services.intake.domain import NewOrder, Place
+from shared.db import json_keys
+from shared.reference import DEFAULT_JURISDICTION, load_jurisdiction
 from tests.integration.databases import fresh_database
 
 pytestmark = pytest.mark.integration
@@ -37,3 +40,79 @@ async def test_cluster_counters_a_day_behind_the_newest_are_pruned(engine: Async
         assert await store.prune_counts(conn, 24 * 60) == 2
         left = (await conn.execute(text("SELECT category FROM order_counts ORDER BY minute"))).scalars().all()
     assert left == ["23 hours", "newest"]
+
+
+REF = load_jurisdiction(DEFAULT_JURISDICTION)
+
+
+def _order(n: int, category: str, at: datetime, **where: str | None) -> NewOrder:
+    place = Place(
+        street="福莱山街道", community="夹河社区", grid=where.get("grid"), compound=where.get("compound")
+    )
+    return NewOrder(
+        work_order_id=f"WO-H-{n}",
+        source="hotline",
+        source_id=str(n),
+        event_id=f"e{n}",
+        received_at=at,
+        category=REF.category_by_code[category],
+        confidence=1.0,
+        place=place,
+        urgency="normal",
+        summary="…",
+        address=None,
+        location=None,
+        caller_name=None,
+        caller_phone=where.get("phone"),
+    )
+
+
+async def test_merge_candidates_are_probed_by_index_not_read_from_every_open_order(
+    engine: AsyncEngine,
+) -> None:
+    now = datetime(2026, 11, 21, 8, 15, tzinfo=UTC)
+    # A busy day: 20,000 open orders elsewhere, which the batch's few keys must not read (at this
+    # size the planner probes the indexes; a small table it may as well read whole).
+    others = [
+        _order(100_000 + i, "heating", now - timedelta(minutes=i % 600), grid=f"G{i}") for i in range(20_000)
+    ]
+    wanted = [
+        (_order(9001, "heating", now - timedelta(minutes=30), compound="菁华公寓", grid="G-jh"), "open"),
+        (_order(9002, "heating", now - timedelta(minutes=20), grid="G-bare"), "open"),
+        (_order(9003, "heating", now - timedelta(minutes=10), phone="13912345678"), "open"),
+    ]
+    unwanted = [
+        (_order(9004, "heating", now - timedelta(minutes=5), compound="菁华公寓", grid="G-jh"), "merged"),
+        (_order(9005, "water_supply", now - timedelta(minutes=5), compound="菁华公寓", grid="G-jh"), "open"),
+        (_order(9006, "heating", now - timedelta(days=2), compound="菁华公寓", grid="G-jh"), "open"),
+        (_order(9007, "heating", now - timedelta(minutes=5), compound="菁华公寓", grid="G-jh"), "done"),
+    ]
+    async with engine.begin() as conn:
+        rows = [store.order_row(o, "open", None) for o in others]
+        rows += [store.order_row(o, status, None) for o, status in wanted + unwanted]
+        await store.save(conn, rows, {}, {})
+        await conn.execute(text("ANALYZE work_orders"))
+
+    batch = [
+        _order(9101, "heating", now, compound="菁华公寓", grid="G-jh"),
+        _order(9102, "heating", now, grid="G-bare"),
+        _order(9103, "heating", now, phone="13912345678"),
+    ]
+    since = now - timedelta(days=1)
+    async with engine.begin() as conn:
+        found = await store.open_orders(conn, batch, since)
+        params = {
+            "since": since,
+            "compound": json_keys([("heating", "菁华公寓")]),
+            "grid": json_keys([("heating", "G-jh"), ("heating", "G-bare")]),
+            "caller_phone": json_keys([("heating", "13912345678")]),
+        }
+        plan = "\n".join(r[0] for r in await conn.execute(text("EXPLAIN " + str(store._OPEN)), params))
+
+    assert [o.id for o in found] == ["WO-H-9001", "WO-H-9002", "WO-H-9003"]  # oldest first
+    for index in (
+        "ix_work_orders_open_compound",
+        "ix_work_orders_open_grid",
+        "ix_work_orders_open_caller_phone",
+    ):
+        assert index in plan, plan
