@@ -57,14 +57,15 @@ class WorkOrder(Model):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
-# Merge candidates: open orders of a category at a compound, in a grid, or from a phone, each found
-# by its own index. One index on category alone had every batch read all the open orders of the
-# merge window (a day's), a cost that grew with the day's calls.
+# Merge candidates: open orders at a compound, in a grid, or from a phone, each found by its own
+# index (_OPEN). One index on category had every batch read all the open orders of the merge window
+# (a day's), a cost that grew with the day's calls. The place leads: with category first, the three
+# looked alike to a planner without statistics, which took one for the others' lookups.
 for _column in (WorkOrder.compound, WorkOrder.grid, WorkOrder.caller_phone):
     Index(
         f"ix_work_orders_open_{_column.key}",
-        WorkOrder.category,
         _column,
+        WorkOrder.category,
         postgresql_where=text("status = 'open'"),
     )
 # A cluster's members (工单预警): orders of some communities and categories since a moment, found
@@ -113,13 +114,15 @@ _KNOWN = text(
     f"{keys_table('keys', 'source', 'source_id')}"
 )
 # Open orders of the same category at one of the batch's compounds or grids, or from one of its
-# phones: exact (category, place) pairs, each probed in its index (ix_work_orders_open_*).
+# phones: exact (category, place) pairs, each probed in its index (ix_work_orders_open_*). A lateral
+# subquery behind OFFSET 0 is probed once per key whatever the statistics say: on a table that grew
+# since its last ANALYZE, a join was planned as a scan of every open order.
 _OPEN = text(
     " UNION ".join(
+        f"SELECT o.* FROM {keys_table(c, 'category', c)} AS k CROSS JOIN LATERAL ("
         "SELECT w.id, w.category, w.community, w.compound, w.grid, w.caller_phone, w.received_at "
-        f"FROM work_orders w JOIN {keys_table(c, 'category', c)} AS k "
-        f"ON w.category = k.category AND w.{c} = k.{c} "
-        "WHERE w.status = 'open' AND NOT w.closed_on_site AND w.received_at >= :since"
+        f"FROM work_orders w WHERE w.status = 'open' AND w.{c} = k.{c} AND w.category = k.category "
+        "AND NOT w.closed_on_site AND w.received_at >= :since OFFSET 0) AS o"
         for c in ("compound", "grid", "caller_phone")
     )
     + " ORDER BY received_at"
@@ -179,7 +182,11 @@ async def open_orders(conn: AsyncConnection, orders: list[NewOrder], since: date
     params = {
         "since": since,
         "compound": json_keys({(o.category.code, o.place.compound) for o in orders if o.place.compound}),
-        "grid": json_keys({(o.category.code, o.place.grid) for o in orders if o.place.grid}),
+        # An order at a compound joins one at that compound (or from its phone), never one found
+        # by its grid alone (merge_target): the grid is asked only for orders without a compound.
+        "grid": json_keys(
+            {(o.category.code, o.place.grid) for o in orders if o.place.grid and not o.place.compound}
+        ),
         "caller_phone": json_keys({(o.category.code, o.caller_phone) for o in orders if o.caller_phone}),
     }
     return [OpenOrder(*row) for row in await conn.execute(_OPEN, params)]

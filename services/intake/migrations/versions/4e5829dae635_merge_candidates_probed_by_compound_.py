@@ -1,8 +1,8 @@
-"""merge candidates by compound, grid or phone index
+"""merge candidates probed by compound, grid or phone
 
-Revision ID: 005b68094d78
+Revision ID: 4e5829dae635
 Revises: 97961c43cd3a
-Create Date: 2026-11-21 21:53:25.640167
+Create Date: 2026-11-21 21:58:30.466222
 """
 
 from collections.abc import Sequence
@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "005b68094d78"
+revision: str = "4e5829dae635"
 down_revision: str | None = "97961c43cd3a"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -25,21 +25,21 @@ def upgrade() -> None:
     op.create_index(
         "ix_work_orders_open_caller_phone",
         "work_orders",
-        ["category", "caller_phone"],
+        ["caller_phone", "category"],
         unique=False,
         postgresql_where=sa.text("status = 'open'"),
     )
     op.create_index(
         "ix_work_orders_open_compound",
         "work_orders",
-        ["category", "compound"],
+        ["compound", "category"],
         unique=False,
         postgresql_where=sa.text("status = 'open'"),
     )
     op.create_index(
         "ix_work_orders_open_grid",
         "work_orders",
-        ["category", "grid"],
+        ["grid", "category"],
         unique=False,
         postgresql_where=sa.text("status = 'open'"),
     )
