@@ -57,15 +57,17 @@ class WorkOrder(Model):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
-# Merge candidates: open orders at a compound, in a grid, or from a phone, each found by its own
-# index (_OPEN). One index on category had every batch read all the open orders of the merge window
-# (a day's), a cost that grew with the day's calls. The place leads: with category first, the three
-# looked alike to a planner without statistics, which took one for the others' lookups.
-for _column in (WorkOrder.compound, WorkOrder.grid, WorkOrder.caller_phone):
+# Merge candidates: open orders of a category at a compound, in a grid, or from a phone, each found
+# by its own index (_OPEN). One index on category had every batch read all the open orders of the
+# merge window (a day's), a cost that grew with the day's calls. Each key is one expression,
+# "category/place": with (place, category) columns, a planner without statistics (a new table) took
+# any of the three indexes for another's lookup and scanned it by category, half a second a batch;
+# with the place alone, every open order at a compound was read to find its category's.
+MERGE_KEYS = ("compound", "grid", "caller_phone")
+for _place in MERGE_KEYS:
     Index(
-        f"ix_work_orders_open_{_column.key}",
-        _column,
-        WorkOrder.category,
+        f"ix_work_orders_open_{_place}",
+        WorkOrder.category + "/" + getattr(WorkOrder, _place),
         postgresql_where=text("status = 'open'"),
     )
 # A cluster's members (工单预警): orders of some communities and categories since a moment, found
@@ -119,11 +121,11 @@ _KNOWN = text(
 # since its last ANALYZE, a join was planned as a scan of every open order.
 _OPEN = text(
     " UNION ".join(
-        f"SELECT o.* FROM {keys_table(c, 'category', c)} AS k CROSS JOIN LATERAL ("
+        f"SELECT o.* FROM {keys_table(c, 'key')} AS k CROSS JOIN LATERAL ("
         "SELECT w.id, w.category, w.community, w.compound, w.grid, w.caller_phone, w.received_at "
-        f"FROM work_orders w WHERE w.status = 'open' AND w.{c} = k.{c} AND w.category = k.category "
+        f"FROM work_orders w WHERE w.status = 'open' AND (w.category || '/' || w.{c}) = k.key "
         "AND NOT w.closed_on_site AND w.received_at >= :since OFFSET 0) AS o"
-        for c in ("compound", "grid", "caller_phone")
+        for c in MERGE_KEYS
     )
     + " ORDER BY received_at"
 )
@@ -181,15 +183,19 @@ async def known_sources(conn: AsyncConnection, sources: list[tuple[str, str]]) -
 async def open_orders(conn: AsyncConnection, orders: list[NewOrder], since: datetime) -> list[OpenOrder]:
     params = {
         "since": since,
-        "compound": json_keys({(o.category.code, o.place.compound) for o in orders if o.place.compound}),
+        "compound": merge_keys({(o.category.code, o.place.compound) for o in orders}),
         # An order at a compound joins one at that compound (or from its phone), never one found
         # by its grid alone (merge_target): the grid is asked only for orders without a compound.
-        "grid": json_keys(
-            {(o.category.code, o.place.grid) for o in orders if o.place.grid and not o.place.compound}
-        ),
-        "caller_phone": json_keys({(o.category.code, o.caller_phone) for o in orders if o.caller_phone}),
+        "grid": merge_keys({(o.category.code, o.place.grid) for o in orders if not o.place.compound}),
+        "caller_phone": merge_keys({(o.category.code, o.caller_phone) for o in orders}),
     }
     return [OpenOrder(*row) for row in await conn.execute(_OPEN, params)]
+
+
+def merge_keys(pairs: set[tuple[str, str | None]]) -> bytes:
+    """(category, place) pairs as the open orders' indexes key them: "category/place" (a category
+    code holds no slash)."""
+    return json_keys([(f"{category}/{place}",) for category, place in pairs if place])
 
 
 async def recent_counts(

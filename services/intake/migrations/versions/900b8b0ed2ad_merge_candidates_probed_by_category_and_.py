@@ -1,8 +1,8 @@
-"""merge candidates probed by compound, grid or phone
+"""merge candidates probed by category and compound, grid or phone
 
-Revision ID: 4e5829dae635
+Revision ID: 900b8b0ed2ad
 Revises: 97961c43cd3a
-Create Date: 2026-11-21 21:58:30.466222
+Create Date: 2026-11-21 22:06:10.702270
 """
 
 from collections.abc import Sequence
@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "4e5829dae635"
+revision: str = "900b8b0ed2ad"
 down_revision: str | None = "97961c43cd3a"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -25,21 +25,21 @@ def upgrade() -> None:
     op.create_index(
         "ix_work_orders_open_caller_phone",
         "work_orders",
-        ["caller_phone", "category"],
+        [sa.literal_column("(category || '/' || caller_phone)")],
         unique=False,
         postgresql_where=sa.text("status = 'open'"),
     )
     op.create_index(
         "ix_work_orders_open_compound",
         "work_orders",
-        ["compound", "category"],
+        [sa.literal_column("(category || '/' || compound)")],
         unique=False,
         postgresql_where=sa.text("status = 'open'"),
     )
     op.create_index(
         "ix_work_orders_open_grid",
         "work_orders",
-        ["grid", "category"],
+        [sa.literal_column("(category || '/' || grid)")],
         unique=False,
         postgresql_where=sa.text("status = 'open'"),
     )
