@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 
 REGISTRY = CollectorRegistry(auto_describe=True)
+# The standard process series (process_cpu_seconds_total, memory, open files): the bench reads
+# intake's CPU per call from them.
+ProcessCollector(registry=REGISTRY)
 
 MESSAGES = Counter(
     "whistle_messages",

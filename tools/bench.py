@@ -163,6 +163,7 @@ async def intake_alone(settings: Settings, ref: Jurisdiction, calls: int, metric
         async with httpx.AsyncClient(timeout=5) as http:
             published_before = await _published(http, metrics_url, topic)
             burst = synthetic_calls(ref, run, calls, seed=23)
+            cpu_before = await _metric(http, metrics_url, "process_cpu_seconds_total")
             started = time.perf_counter()
             # In record batches, as the relay publishes: the load generator shares the two cores.
             await asyncio.gather(
@@ -174,6 +175,7 @@ async def intake_alone(settings: Settings, ref: Jurisdiction, calls: int, metric
                     break
                 await asyncio.sleep(0.1)  # the clock's resolution
             seconds = time.perf_counter() - started
+            cpu = await _metric(http, metrics_url, "process_cpu_seconds_total") - cpu_before
         taken = await _taken(reader, topic, {cid for cid, _ in burst})
     finally:
         await producer.stop()
@@ -183,7 +185,14 @@ async def intake_alone(settings: Settings, ref: Jurisdiction, calls: int, metric
         "taken": taken,
         "seconds": round(seconds, 3),
         "calls_per_s": round(taken / seconds, 1) if taken else 0,
+        # Intake's own CPU per call: what the code costs, whatever else the machine was doing.
+        "intake_cpu_us_per_call": round(cpu / calls * 1e6),
     }
+
+
+async def _metric(http: httpx.AsyncClient, metrics_url: str, name: str) -> float:
+    text = (await http.get(metrics_url, params={"name[]": name})).text
+    return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith(name + " "))
 
 
 async def _published(http: httpx.AsyncClient, metrics_url: str, topic: str) -> float:
