@@ -88,6 +88,31 @@ def reason(consumer: BatchConsumer, d: Delivery) -> str:
     return result
 
 
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {},
+        {"content": "  菁华公寓3号楼暖气不热  ", "call_id": " 12345-1 "},  # stripped
+        {"caller": None, "urgency": "urgent", "category_hint": "供暖", "address": "夹河社区菁华公寓"},
+        {"location": {"grid": "FLS-JH-01", "lat": 37.5, "lon": 121.3}, "unknown_field": [1, 2]},
+        {"caller": {"phone": "１３９１２３４５６７８"}, "channel": "wechat"},
+    ],
+)
+def test_a_call_decoded_in_one_pass_is_what_the_envelope_then_its_data_make(
+    consumer: BatchConsumer, overrides: dict[str, Any]
+) -> None:
+    """The one-pass decoding of an inbound topic's only type (from the JSON text, data typed) gives
+    what validating the envelope and then its data gives."""
+    event = call_event(**overrides) | {"subject": "s", "comexampleextension1": "value"}
+    result = consumer.decode(delivery(event))
+    assert isinstance(result, Decoded)
+    assert type(result.event) is not CloudEvent  # the one-pass way took it, not the other
+    assert result.data == HotlineCall.model_validate(event["data"])
+    expected = CloudEvent.model_validate(event)
+    assert result.event.model_dump(exclude={"data"}) == expected.model_dump(exclude={"data"})
+    assert result.event.time == expected.time and result.event.time.utcoffset() == expected.time.utcoffset()
+
+
 def test_topics_are_those_of_the_routes(consumer: BatchConsumer) -> None:
     assert consumer.topics == sorted(
         [contract.GRID_REPORTS, contract.HOTLINE_CALLS, contract.WORKORDER_EVENTS]
