@@ -431,11 +431,18 @@ class BatchConsumer:
 
     def decode(self, delivery: Delivery) -> Decoded | str | None:
         """A decoded message, the reason it is a dead letter, or None when it is not for us."""
+        if not delivery.raw:
+            return "empty message: expected a CloudEvent in structured JSON mode"
+        try:
+            obj = orjson.loads(delivery.raw)
+        except orjson.JSONDecodeError as exc:
+            return f"not valid JSON (UTF-8 expected): {exc}"
         route = self._single_route.get(delivery.topic)
         if route is not None and b"\\u0000" not in delivery.raw:
-            # The common case, in one pass: the envelope with its data typed, from the JSON text
-            # (40% less than parsing, then validating the envelope, then its data). Whatever is
-            # wrong is named by the way below, which then runs.
+            # The common case: the envelope and its data validated in one pass from the JSON text,
+            # a third less than validating the envelope and then its data (the event's data is
+            # then the model). orjson has said the text is JSON: pydantic's parser would also take
+            # NaN, Infinity or 1e400. Whatever else is wrong is named by the way below.
             try:
                 event = _typed_envelope(route.model).model_validate_json(delivery.raw)
             except ValidationError:
@@ -443,12 +450,6 @@ class BatchConsumer:
             else:
                 if event.type == route.event_type:
                     return Decoded(delivery, event, cast(BaseModel, event.data), route)
-        if not delivery.raw:
-            return "empty message: expected a CloudEvent in structured JSON mode"
-        try:
-            obj = orjson.loads(delivery.raw)
-        except orjson.JSONDecodeError as exc:
-            return f"not valid JSON (UTF-8 expected): {exc}"
         if not isinstance(obj, dict):
             return f"expected a JSON object (a CloudEvent), got {type(obj).__name__}"
         kind = obj.get("type")

@@ -186,7 +186,7 @@ async def intake_alone(settings: Settings, ref: Jurisdiction, calls: int, metric
         "seconds": round(seconds, 3),
         "calls_per_s": round(taken / seconds, 1) if taken else 0,
         # Intake's own CPU per call: what the code costs, whatever else the machine was doing.
-        "intake_cpu_us_per_call": round(cpu / calls * 1e6),
+        "intake_cpu_us_per_call": round(cpu / taken * 1e6) if taken else None,
     }
 
 

@@ -266,7 +266,7 @@ class OpenOrders:
         place = order.place
         keys = self._keys(order.category.code, place.compound, place.grid, order.caller_phone)
         found = {o.id: o for key in keys for o in self._by_key.get(key, ())}
-        return sorted(found.values(), key=lambda o: o.received_at)
+        return sorted(found.values(), key=lambda o: (o.received_at, o.id))  # ties: one order always
 
 
 def merge_target(order: NewOrder, open_orders: list[OpenOrder], window: timedelta) -> str | None:

@@ -127,7 +127,7 @@ _OPEN = text(
         "AND NOT w.closed_on_site AND w.received_at >= :since OFFSET 0) AS o"
         for c in MERGE_KEYS
     )
-    + " ORDER BY received_at"
+    + " ORDER BY received_at, id"
 )
 # The batch's own (community, category) pairs only: a busy district has many others.
 _PAIRS = f"JOIN {keys_table('pairs', 'community', 'category')} AS k USING (community, category)"

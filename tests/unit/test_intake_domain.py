@@ -11,10 +11,12 @@ from pydantic import BaseModel
 
 from services.dispatch.domain import OrderFacts, initial_level
 from services.intake.domain import (
+    OpenOrder,
     OpenOrders,
     Place,
     UnknownReference,
     is_dangerous,
+    merge_target,
     order_from_call,
     order_from_report,
     place_order,
@@ -326,3 +328,18 @@ def test_the_cluster_window_counts_the_minutes_after_its_start_up_to_now() -> No
     assert counts == [1, 2, 2, 3, 3, 4]
     assert batch.count("夹河社区", "water", nine, window_minutes=60) == 1
     assert sum(batch.new_counts.values()) == 7
+
+
+def test_a_repeat_joins_the_same_one_of_two_open_orders_received_at_the_same_moment(
+    ref: Jurisdiction,
+) -> None:
+    """Ties in time are broken by id, so that the database's row order never picks the target."""
+    call = make_call(content="菁华公寓3号楼暖气不热")
+    order = order_from_call(call, "ev-9", AT + timedelta(minutes=5), ref)
+    twins = [
+        OpenOrder(f"WO-H-{n}", order.category.code, "夹河社区", "菁华公寓", "HB-FLS-JH-03", None, AT)
+        for n in ("2", "1")
+    ]
+    for arrival in (twins, twins[::-1]):
+        window = timedelta(hours=24)
+        assert merge_target(order, OpenOrders(arrival).candidates(order), window) == "WO-H-1"

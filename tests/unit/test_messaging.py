@@ -113,6 +113,15 @@ def test_a_call_decoded_in_one_pass_is_what_the_envelope_then_its_data_make(
     assert result.event.time == expected.time and result.event.time.utcoffset() == expected.time.utcoffset()
 
 
+@pytest.mark.parametrize("number", [b"NaN", b"Infinity", b"-Infinity", b"1e400"])
+def test_a_number_json_does_not_have_is_refused_on_either_way(consumer: BatchConsumer, number: bytes) -> None:
+    # pydantic's JSON parser takes these; JSON does not, nor did the two-step way.
+    in_data = orjson.dumps(call_event()).replace(b'"channel":', b'"x":' + number + b',"channel":')
+    in_envelope = orjson.dumps(call_event()).replace(b'"source":', b'"ext":' + number + b',"source":')
+    for raw in (in_data, in_envelope):
+        assert reason(consumer, delivery(raw)).startswith("not valid JSON"), raw
+
+
 def test_topics_are_those_of_the_routes(consumer: BatchConsumer) -> None:
     assert consumer.topics == sorted(
         [contract.GRID_REPORTS, contract.HOTLINE_CALLS, contract.WORKORDER_EVENTS]
