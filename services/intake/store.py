@@ -57,19 +57,14 @@ class WorkOrder(Model):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
-# Merge candidates: open orders of a category at a compound, in a grid, or from a phone, each found
-# by its own index (_OPEN). One index on category had every batch read all the open orders of the
-# merge window (a day's), a cost that grew with the day's calls. Each key is one expression,
-# "category/place": with (place, category) columns, a planner without statistics (a new table) took
-# any of the three indexes for another's lookup and scanned it by category, half a second a batch;
-# with the place alone, every open order at a compound was read to find its category's.
+# Merge candidates: open orders of a category at a compound, in a grid, or from a phone, each kind
+# found in an index of its own keyed "category/place" (_OPEN). One index on category had every
+# batch read all the open orders of the merge window (a day's), a cost that grew with the day's
+# calls. The indexes hold every order, not the open ones only: a planner without statistics (a new
+# table) took any index over open orders for a way to read them all, and did.
 MERGE_KEYS = ("compound", "grid", "caller_phone")
 for _place in MERGE_KEYS:
-    Index(
-        f"ix_work_orders_open_{_place}",
-        WorkOrder.category + "/" + getattr(WorkOrder, _place),
-        postgresql_where=text("status = 'open'"),
-    )
+    Index(f"ix_work_orders_merge_{_place}", WorkOrder.category + "/" + getattr(WorkOrder, _place))
 # A cluster's members (工单预警): orders of some communities and categories since a moment, found
 # without reading the table's whole history.
 Index("ix_work_orders_cluster", WorkOrder.community, WorkOrder.category, WorkOrder.received_at)
@@ -116,15 +111,15 @@ _KNOWN = text(
     f"{keys_table('keys', 'source', 'source_id')}"
 )
 # Open orders of the same category at one of the batch's compounds or grids, or from one of its
-# phones: exact (category, place) pairs, each probed in its index (ix_work_orders_open_*). A lateral
-# subquery behind OFFSET 0 is probed once per key whatever the statistics say: on a table that grew
-# since its last ANALYZE, a join was planned as a scan of every open order.
+# phones: the batch's "category/place" keys, each kind looked up in its index at once (= ANY of an
+# array, one bitmap for the batch). The array comes from a subquery, whose size the planner cannot
+# guess: no statistics, or stale ones, turn the lookup into a scan of every order.
 _OPEN = text(
     " UNION ".join(
-        f"SELECT o.* FROM {keys_table(c, 'key')} AS k CROSS JOIN LATERAL ("
-        "SELECT w.id, w.category, w.community, w.compound, w.grid, w.caller_phone, w.received_at "
-        f"FROM work_orders w WHERE w.status = 'open' AND (w.category || '/' || w.{c}) = k.key "
-        "AND NOT w.closed_on_site AND w.received_at >= :since OFFSET 0) AS o"
+        "SELECT id, category, community, compound, grid, caller_phone, received_at FROM work_orders "
+        f"WHERE (category || '/' || {c}) = ANY(ARRAY("
+        f"SELECT k->>0 FROM json_array_elements(CAST(:{c} AS json)) AS k)) "
+        "AND status = 'open' AND NOT closed_on_site AND received_at >= :since"
         for c in MERGE_KEYS
     )
     + " ORDER BY received_at, id"

@@ -119,5 +119,5 @@ async def test_merge_candidates_are_probed_by_index_not_read_from_every_open_ord
     for column in ("compound", "grid", "caller_phone"):
         # Its own index, with the whole key as the condition (an index scan or a bitmap of one).
         assert f"Index Cond: ((((category)::text || '/'::text) || ({column})::text) = " in plan, plan
-        assert f"ix_work_orders_open_{column}" in plan, plan
+        assert f"ix_work_orders_merge_{column}" in plan, plan
     assert "Hash Join" not in plan and "Seq Scan on work_orders" not in plan, plan

@@ -23,39 +23,31 @@ def upgrade() -> None:
         postgresql_where="((status)::text = 'open'::text)",
     )
     op.create_index(
-        "ix_work_orders_open_caller_phone",
+        "ix_work_orders_merge_caller_phone",
         "work_orders",
         [sa.literal_column("(category || '/' || caller_phone)")],
         unique=False,
-        postgresql_where=sa.text("status = 'open'"),
     )
     op.create_index(
-        "ix_work_orders_open_compound",
+        "ix_work_orders_merge_compound",
         "work_orders",
         [sa.literal_column("(category || '/' || compound)")],
         unique=False,
-        postgresql_where=sa.text("status = 'open'"),
     )
     op.create_index(
-        "ix_work_orders_open_grid",
+        "ix_work_orders_merge_grid",
         "work_orders",
         [sa.literal_column("(category || '/' || grid)")],
         unique=False,
-        postgresql_where=sa.text("status = 'open'"),
     )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_work_orders_merge_grid", table_name="work_orders")
+    op.drop_index("ix_work_orders_merge_compound", table_name="work_orders")
     op.drop_index(
-        "ix_work_orders_open_grid", table_name="work_orders", postgresql_where=sa.text("status = 'open'")
-    )
-    op.drop_index(
-        "ix_work_orders_open_compound", table_name="work_orders", postgresql_where=sa.text("status = 'open'")
-    )
-    op.drop_index(
-        "ix_work_orders_open_caller_phone",
+        "ix_work_orders_merge_caller_phone",
         table_name="work_orders",
-        postgresql_where=sa.text("status = 'open'"),
     )
     op.create_index(
         op.f("ix_work_orders_open_category"),
