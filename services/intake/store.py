@@ -188,7 +188,7 @@ async def open_orders(conn: AsyncConnection, orders: list[NewOrder], since: date
 
 
 def merge_keys(pairs: set[tuple[str, str | None]]) -> bytes:
-    """(category, place) pairs as the open orders' indexes key them: "category/place" (a category
+    """(category, place) pairs as the merge indexes key them: "category/place" (a category
     code holds no slash)."""
     return json_keys([(f"{category}/{place}",) for category, place in pairs if place])
 
