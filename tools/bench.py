@@ -190,15 +190,16 @@ async def intake_alone(settings: Settings, ref: Jurisdiction, calls: int, metric
     }
 
 
-async def _metric(http: httpx.AsyncClient, metrics_url: str, name: str) -> float:
+async def _metric(http: httpx.AsyncClient, metrics_url: str, name: str, labels: str = "") -> float:
+    """One series of the service's /metrics (scraped alone: ``name[]``), its line with these labels."""
     text = (await http.get(metrics_url, params={"name[]": name})).text
-    return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith(name + " "))
+    prefix = f"{name}{{{labels}}} " if labels else f"{name} "
+    return sum(float(line[len(prefix) :]) for line in text.splitlines() if line.startswith(prefix))
 
 
 async def _published(http: httpx.AsyncClient, metrics_url: str, topic: str) -> float:
-    text = (await http.get(metrics_url, params={"name[]": "whistle_relay_published_total"})).text
-    prefix = f'whistle_relay_published_total{{service="intake",topic="{topic}"}} '
-    return sum(float(line[len(prefix) :]) for line in text.splitlines() if line.startswith(prefix))
+    labels = f'service="intake",topic="{topic}"'
+    return await _metric(http, metrics_url, "whistle_relay_published_total", labels)
 
 
 async def _taken(reader: AIOKafkaConsumer, topic: str, ids: set[str]) -> int:
