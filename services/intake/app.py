@@ -24,7 +24,6 @@ def create_app(settings: Settings) -> tuple[AsgiFastStream, Service]:
         outbox=store.Outbox.__table__,  # type: ignore[arg-type]
         routes=handlers.routes(unit),
         unit=unit,
-        tasks=[handlers.prune_counts],
         prepare_message=unit.order_for,  # tagging and placing need no database: done ahead (BatchPipeline)
         strict_topics=[contract.HOTLINE_CALLS, contract.GRID_REPORTS],
         publishes=[

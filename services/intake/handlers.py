@@ -4,7 +4,6 @@ new rows are written together (IntakeUnit.close)."""
 
 from __future__ import annotations
 
-import asyncio
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -25,7 +24,6 @@ from shared.contract import (
 from shared.logs import get_logger
 from shared.messaging import Decoded, OutboxMessage, Refused, Route, Tx, outbox_message
 from shared.reference import Jurisdiction
-from shared.service import Service
 from shared.settings import Settings
 
 from . import store
@@ -88,7 +86,6 @@ class IntakeBatch:
     counts: dict[tuple[str, str], dict[int, int]]  # reports per minute (_minute)
     alerts: dict[tuple[str, str], tuple[int, datetime]]
     new_rows: list[dict[str, Any]] = field(default_factory=list)
-    new_counts: dict[tuple[str, str, int], int] = field(default_factory=lambda: defaultdict(int))
     new_alerts: dict[tuple[str, str], tuple[int, datetime]] = field(default_factory=dict)
     raised: list[Raised] = field(default_factory=list)
 
@@ -97,7 +94,6 @@ class IntakeBatch:
         minute = _minute(at)
         per_minute = self.counts.setdefault((community, category), {})
         per_minute[minute] = per_minute.get(minute, 0) + 1
-        self.new_counts[(community, category, minute)] += 1
         since = minute - window_minutes
         return sum(n for m, n in per_minute.items() if since < m <= minute)
 
@@ -140,7 +136,7 @@ class IntakeUnit:
             for community, category, minute, n in await store.recent_counts(
                 conn, keys, earliest - self.cluster_window
             ):
-                counts[(community, category)][_minute(minute)] = n
+                counts[(community, category)][minute] = n
         return IntakeBatch(
             orders=orders,
             known=await store.known_sources(conn, [(o.source, o.source_id) for o in new]),
@@ -150,7 +146,7 @@ class IntakeUnit:
         )
 
     async def close(self, conn: AsyncConnection, batch: IntakeBatch) -> list[OutboxMessage]:
-        await store.save(conn, batch.new_rows, batch.new_counts, batch.new_alerts)
+        await store.save(conn, batch.new_rows, batch.new_alerts)
         if not batch.raised:
             return []
         keys = sorted({(r.community, r.category) for r in batch.raised})
@@ -278,20 +274,3 @@ def routes(unit: IntakeUnit) -> list[Route]:
             for t in ("workorder.resolved", "workorder.closed", "workorder.reopened")
         ),
     ]
-
-
-PRUNE_EVERY_SECONDS = 300
-
-
-async def prune_counts(svc: Service) -> None:
-    """Background task: cluster counters no window will read again are deleted (store.prune_counts)."""
-    keep = max(24 * 60, 2 * svc.settings.cluster_window_minutes)
-    while True:
-        try:
-            async with svc.engine.begin() as conn:
-                await store.prune_counts(conn, keep)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            log.warning("cluster counters not pruned", error=str(exc)[:300])
-        await asyncio.sleep(PRUNE_EVERY_SECONDS)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Boolean, DateTime, Float, Index, Integer, String, Text, UniqueConstraint, func, text
@@ -65,20 +65,9 @@ class WorkOrder(Model):
 MERGE_KEYS = ("compound", "grid", "caller_phone")
 for _place in MERGE_KEYS:
     Index(f"ix_work_orders_merge_{_place}", WorkOrder.category + "/" + getattr(WorkOrder, _place))
-# A cluster's members (工单预警): orders of some communities and categories since a moment, found
-# without reading the table's whole history.
-Index("ix_work_orders_cluster", WorkOrder.community, WorkOrder.category, WorkOrder.received_at)
-
-
-class OrderCount(Model):
-    """Reports per community, category and minute of business time: the cluster window's counter."""
-
-    __tablename__ = "order_counts"
-
-    community: Mapped[str] = mapped_column(String(100), primary_key=True)
-    category: Mapped[str] = mapped_column(String(64), primary_key=True)
-    minute: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
-    n: Mapped[int] = mapped_column(Integer)
+# A cluster's orders (工单预警): a category's in a community since a moment, keyed
+# "category/community" and looked up as the merge candidates are, for the same reasons (_CLUSTER).
+Index("ix_work_orders_cluster", WorkOrder.category + "/" + WorkOrder.community, WorkOrder.received_at)
 
 
 class ClusterAlert(Model):
@@ -95,11 +84,6 @@ class ClusterAlert(Model):
 # Every column but created_at (the server's): the keys of order_row.
 _ORDER_COLUMNS = [c.name for c in WorkOrder.__table__.columns if c.name != "created_at"]
 _INSERT_ORDERS = bulk_insert(WorkOrder.__table__, _ORDER_COLUMNS, "ON CONFLICT DO NOTHING")  # type: ignore[arg-type]
-_COUNT = bulk_insert(
-    OrderCount.__table__,  # type: ignore[arg-type]
-    ("community", "category", "minute", "n"),
-    "ON CONFLICT (community, category, minute) DO UPDATE SET n = order_counts.n + EXCLUDED.n",
-)
 _ALERT = bulk_insert(
     ClusterAlert.__table__,  # type: ignore[arg-type]
     ("community", "category", "step", "alerted_at"),
@@ -114,32 +98,41 @@ _KNOWN = text(
 # phones: the batch's "category/place" keys, each kind looked up in its index at once (= ANY of an
 # array, one bitmap for the batch). The array comes from a subquery, whose size the planner cannot
 # guess: no statistics, or stale ones, turn the lookup into a scan of every order.
+
+
+def _keyed(place: str, param: str) -> str:
+    """The orders whose "category/place" is one of the parameter's (category_keys)."""
+    return (
+        f"(category || '/' || {place}) = ANY(ARRAY("
+        f"SELECT k->>0 FROM json_array_elements(CAST(:{param} AS json)) AS k))"
+    )
+
+
 _OPEN = text(
     " UNION ".join(
         "SELECT id, category, community, compound, grid, caller_phone, received_at FROM work_orders "
-        f"WHERE (category || '/' || {c}) = ANY(ARRAY("
-        f"SELECT k->>0 FROM json_array_elements(CAST(:{c} AS json)) AS k)) "
-        "AND status = 'open' AND NOT closed_on_site AND received_at >= :since"
+        f"WHERE {_keyed(c, c)} AND status = 'open' AND NOT closed_on_site AND received_at >= :since"
         for c in MERGE_KEYS
     )
     + " ORDER BY received_at, id"
 )
-# The batch's own (community, category) pairs only: a busy district has many others.
-_PAIRS = f"JOIN {keys_table('pairs', 'community', 'category')} AS k USING (community, category)"
-_COUNTS = text(f"SELECT community, category, minute, n FROM order_counts {_PAIRS} WHERE minute >= :since")
-_ALERTS = text(f"SELECT community, category, step, alerted_at FROM cluster_alerts {_PAIRS}")
-_CLUSTER_IDS = text(
-    f"SELECT w.community, w.category, w.id, w.received_at FROM work_orders w "
-    f"JOIN {keys_table('pairs', 'community', 'category')} AS k "
-    "ON w.community = k.community AND w.category = k.category "
-    "WHERE w.received_at > :since ORDER BY w.received_at"
+# The cluster window's counts (工单预警): the orders of the batch's communities and categories per
+# minute of business time (minutes since the epoch, as handlers._minute), counted in the cluster
+# index. A table of counters beside the orders cost each call a row more to write, and pruning.
+# Joined to the batch's pairs rather than keyed, this read every order since the moment until the
+# table had statistics, and the whole cluster index with stale ones.
+_CLUSTER = f"{_keyed('community', 'clusters')} AND received_at >= :since"
+_COUNTS = text(
+    "SELECT community, category, floor(extract(epoch FROM received_at) / 60)::bigint, count(*) "
+    f"FROM work_orders WHERE {_CLUSTER} GROUP BY 1, 2, 3"
 )
-# Cluster counters a day (or two windows) behind the newest minute: no window still reads them, and
-# a late report up to that much behind still finds its own. Without this the table kept the
-# service's whole history, and every batch's read of it grew with it.
-_PRUNE_COUNTS = text(
-    "DELETE FROM order_counts WHERE minute < "
-    "(SELECT max(minute) FROM order_counts) - make_interval(mins => :keep)"
+_CLUSTER_IDS = text(
+    f"SELECT community, category, id, received_at FROM work_orders WHERE {_CLUSTER} ORDER BY received_at"
+)
+# The batch's own (community, category) pairs only: a busy district has many others.
+_ALERTS = text(
+    "SELECT community, category, step, alerted_at FROM cluster_alerts "
+    f"JOIN {keys_table('pairs', 'community', 'category')} AS k USING (community, category)"
 )
 _SET_STATUS = text("UPDATE work_orders SET status = :status WHERE id = :id AND status <> 'merged'")
 
@@ -178,25 +171,26 @@ async def known_sources(conn: AsyncConnection, sources: list[tuple[str, str]]) -
 async def open_orders(conn: AsyncConnection, orders: list[NewOrder], since: datetime) -> list[OpenOrder]:
     params = {
         "since": since,
-        "compound": merge_keys({(o.category.code, o.place.compound) for o in orders}),
+        "compound": category_keys({(o.category.code, o.place.compound) for o in orders}),
         # An order at a compound joins one at that compound (or from its phone), never one found
         # by its grid alone (merge_target): the grid is asked only for orders without a compound.
-        "grid": merge_keys({(o.category.code, o.place.grid) for o in orders if not o.place.compound}),
-        "caller_phone": merge_keys({(o.category.code, o.caller_phone) for o in orders}),
+        "grid": category_keys({(o.category.code, o.place.grid) for o in orders if not o.place.compound}),
+        "caller_phone": category_keys({(o.category.code, o.caller_phone) for o in orders}),
     }
     return [OpenOrder(*row) for row in await conn.execute(_OPEN, params)]
 
 
-def merge_keys(pairs: set[tuple[str, str | None]]) -> bytes:
-    """(category, place) pairs as the merge indexes key them: "category/place" (a category
-    code holds no slash)."""
+def category_keys(pairs: set[tuple[str, str | None]]) -> bytes:
+    """(category, place) pairs as the merge and cluster indexes key them: "category/place" (a
+    category code holds no slash)."""
     return json_keys([(f"{category}/{place}",) for category, place in pairs if place])
 
 
 async def recent_counts(
     conn: AsyncConnection, keys: list[tuple[str, str]], since: datetime
-) -> list[tuple[str, str, datetime, int]]:
-    params = {"pairs": json_keys(keys), "since": since}
+) -> list[tuple[str, str, int, int]]:
+    """(community, category, minute since the epoch, orders) of these pairs since then."""
+    params = {"clusters": category_keys({(k, c) for c, k in keys}), "since": since}
     return [tuple(row) for row in await conn.execute(_COUNTS, params)]
 
 
@@ -214,24 +208,16 @@ async def cluster_members(
     conn: AsyncConnection, keys: list[tuple[str, str]], since: datetime
 ) -> list[tuple[str, str, str, datetime]]:
     """(community, category, order id, received at) of the orders of these clusters since then."""
-    params = {"pairs": json_keys(keys), "since": since}
+    params = {"clusters": category_keys({(k, c) for c, k in keys}), "since": since}
     return [tuple(row) for row in await conn.execute(_CLUSTER_IDS, params)]
 
 
 async def save(
     conn: AsyncConnection,
     orders: list[dict[str, Any]],
-    counts: dict[tuple[str, str, int], int],  # minute: since the epoch
     alerts: dict[tuple[str, str], tuple[int, datetime]],
 ) -> None:
     await _INSERT_ORDERS.execute(conn, orders)
-    await _COUNT.execute(
-        conn,
-        [
-            {"community": c, "category": k, "minute": datetime.fromtimestamp(m * 60, UTC), "n": n}
-            for (c, k, m), n in counts.items()
-        ],
-    )
     await _ALERT.execute(
         conn,
         [{"community": c, "category": k, "step": s, "alerted_at": at} for (c, k), (s, at) in alerts.items()],
@@ -240,9 +226,3 @@ async def save(
 
 async def set_status(conn: AsyncConnection, order_id: str, status: str) -> None:
     await conn.execute(_SET_STATUS, {"id": order_id, "status": status})
-
-
-async def prune_counts(conn: AsyncConnection, keep_minutes: int) -> int:
-    """Drop cluster counters older than ``keep_minutes`` before the newest one (business time)."""
-    result = await conn.execute(_PRUNE_COUNTS, {"keep": keep_minutes})
-    return int(result.rowcount or 0)

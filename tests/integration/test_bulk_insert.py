@@ -11,7 +11,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.intake.store import _ORDER_COLUMNS, OrderCount, Outbox, WorkOrder
+from services.intake.store import _ORDER_COLUMNS, ClusterAlert, Outbox, WorkOrder
 from shared.db import bulk_insert
 from shared.messaging import outbox_insert
 from tests.integration.databases import fresh_database
@@ -72,18 +72,18 @@ async def test_rows_keep_their_order_and_bytes_their_bytes(engine: AsyncEngine) 
 
 
 async def test_the_conflict_clause_applies(engine: AsyncEngine) -> None:
-    minute = datetime(2026, 11, 21, 8, 0, tzinfo=UTC)
+    at = datetime(2026, 11, 21, 8, 0, tzinfo=UTC)
     upsert = bulk_insert(
-        OrderCount.__table__,  # type: ignore[arg-type]
-        ("community", "category", "minute", "n"),
-        "ON CONFLICT (community, category, minute) DO UPDATE SET n = order_counts.n + EXCLUDED.n",
+        ClusterAlert.__table__,  # type: ignore[arg-type]
+        ("community", "category", "step", "alerted_at"),
+        "ON CONFLICT (community, category) DO UPDATE SET step = cluster_alerts.step + EXCLUDED.step",
     )
-    row = {"community": "夹河社区", "category": "heating", "minute": minute, "n": 2}
+    row = {"community": "夹河社区", "category": "heating", "step": 2, "alerted_at": at}
     async with engine.begin() as conn:
         await upsert.execute(conn, [row])
-        await upsert.execute(conn, [row | {"n": 3}])
-        n = (await conn.execute(select(OrderCount.n))).scalar_one()
-    assert n == 5
+        await upsert.execute(conn, [row | {"step": 3}])
+        step = (await conn.execute(select(ClusterAlert.step))).scalar_one()
+    assert step == 5
 
 
 async def test_a_value_too_long_for_its_column_is_refused(engine: AsyncEngine) -> None:

@@ -1,16 +1,18 @@
-"""Intake's housekeeping against the real PostgreSQL."""
+"""Intake's queries against the real PostgreSQL: what they find, and the plans they are given."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import TextClause, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.intake import store
 from services.intake.domain import NewOrder, Place
+from services.intake.handlers import _minute
 from shared.reference import DEFAULT_JURISDICTION, load_jurisdiction
 from tests.integration.databases import fresh_database
 
@@ -23,30 +25,15 @@ async def engine() -> AsyncIterator[AsyncEngine]:
         yield engine
 
 
-async def test_cluster_counters_a_day_behind_the_newest_are_pruned(engine: AsyncEngine) -> None:
-    newest = datetime(2026, 11, 21, 8, 15, tzinfo=UTC)  # business time, not the wall clock
-    ages = {"two days": 2 * 24 * 60, "a day and a minute": 24 * 60 + 1, "23 hours": 23 * 60, "newest": 0}
-    async with engine.begin() as conn:
-        await store.save(
-            conn,
-            [],
-            {
-                ("夹河社区", age, int((newest - timedelta(minutes=m)).timestamp()) // 60): 1
-                for age, m in ages.items()
-            },
-            {},
-        )
-        assert await store.prune_counts(conn, 24 * 60) == 2
-        left = (await conn.execute(text("SELECT category FROM order_counts ORDER BY minute"))).scalars().all()
-    assert left == ["23 hours", "newest"]
-
-
 REF = load_jurisdiction(DEFAULT_JURISDICTION)
 
 
 def _order(n: int, category: str, at: datetime, **where: str | None) -> NewOrder:
     place = Place(
-        street="福莱山街道", community="夹河社区", grid=where.get("grid"), compound=where.get("compound")
+        street="福莱山街道",
+        community=where.get("community", "夹河社区"),
+        grid=where.get("grid"),
+        compound=where.get("compound"),
     )
     return NewOrder(
         work_order_id=f"WO-H-{n}",
@@ -67,14 +54,20 @@ def _order(n: int, category: str, at: datetime, **where: str | None) -> NewOrder
 
 
 @pytest.mark.parametrize("statistics", ["none yet", "of the first ten orders"])
-async def test_merge_candidates_are_probed_by_index_not_read_from_every_open_order(statistics: str) -> None:
-    """A batch's keys are probed in the open orders' indexes whatever the planner believes of the
-    table: a new table has no statistics, and autovacuum may have taken them from the morning's
-    first few orders. Both made plans that read every open order, or scanned an index by category."""
+async def test_a_batch_probes_its_own_keys_in_the_indexes_whatever_the_planner_believes(
+    statistics: str,
+) -> None:
+    """Merge candidates and cluster counts are probed by the batch's keys in the orders' indexes,
+    whatever the planner believes of the table: a new table has no statistics, and autovacuum may
+    have taken them from the morning's first few orders. Both made plans that read every open order
+    (or every order since the window's start), or scanned an index by category alone."""
     now = datetime(2026, 11, 21, 8, 15, tzinfo=UTC)
-    # A busy day: 20,000 open orders elsewhere, which the batch's keys must not read.
+    # A busy day: 20,000 open orders in 400 other communities, which the batch's keys must not read.
     others = [
-        _order(100_000 + i, "heating", now - timedelta(minutes=i % 600), grid=f"G{i}") for i in range(20_000)
+        _order(
+            100_000 + i, "heating", now - timedelta(minutes=i % 600), grid=f"G{i}", community=f"C{i % 400}"
+        )
+        for i in range(20_000)
     ]
     wanted = [
         (_order(9001, "heating", now - timedelta(minutes=30), compound="菁华公寓", grid="G-jh"), "open"),
@@ -95,29 +88,73 @@ async def test_merge_candidates_are_probed_by_index_not_read_from_every_open_ord
     since = now - timedelta(days=1)
     params = {
         "since": since,
-        "compound": store.merge_keys({("heating", "菁华公寓")}),
-        "grid": store.merge_keys({("heating", "G-bare")}),
-        "caller_phone": store.merge_keys({("heating", "13912345678")}),
+        "compound": store.category_keys({("heating", "菁华公寓")}),
+        "grid": store.category_keys({("heating", "G-bare")}),
+        "caller_phone": store.category_keys({("heating", "13912345678")}),
     }
+    window = now - timedelta(hours=1)
+    clusters = {"clusters": store.category_keys({("heating", "C7")}), "since": window}
     async with fresh_database("whistle_test_merge_keys") as engine:
         if statistics != "none yet":
             async with engine.begin() as conn:
                 first = [
                     _order(i, "heating", now - timedelta(hours=3), grid=f"G-early{i}") for i in range(10)
                 ]
-                await store.save(conn, [store.order_row(o, "open", None) for o in first], {}, {})
+                await store.save(conn, [store.order_row(o, "open", None) for o in first], {})
                 await conn.execute(text("ANALYZE work_orders"))
         async with engine.begin() as conn:
             rows = [store.order_row(o, "open", None) for o in others]
             rows += [store.order_row(o, status, None) for o, status in wanted + unwanted]
-            await store.save(conn, rows, {}, {})
+            await store.save(conn, rows, {})
         async with engine.begin() as conn:
             found = await store.open_orders(conn, batch, since)
-            plan = "\n".join(r[0] for r in await conn.execute(text("EXPLAIN " + str(store._OPEN)), params))
+            counts = await store.recent_counts(conn, [("C7", "heating")], window)
+            members = await store.cluster_members(conn, [("C7", "heating")], window)
+
+            async def plan(query: TextClause, values: dict[str, Any]) -> str:
+                return "\n".join(r[0] for r in await conn.execute(text(f"EXPLAIN {query}"), values))
+
+            merge_plan = await plan(store._OPEN, params)
+            cluster_plans = [await plan(q, clusters) for q in (store._COUNTS, store._CLUSTER_IDS)]
 
     assert [o.id for o in found] == ["WO-H-9001", "WO-H-9002", "WO-H-9003"]  # oldest first
     for column in ("compound", "grid", "caller_phone"):
         # Its own index, with the whole key as the condition (an index scan or a bitmap of one).
-        assert f"Index Cond: ((((category)::text || '/'::text) || ({column})::text) = " in plan, plan
-        assert f"ix_work_orders_merge_{column}" in plan, plan
-    assert "Hash Join" not in plan and "Seq Scan on work_orders" not in plan, plan
+        assert f"Index Cond: ((((category)::text || '/'::text) || ({column})::text) = " in merge_plan, (
+            merge_plan
+        )
+        assert f"ix_work_orders_merge_{column}" in merge_plan, merge_plan
+    in_cluster = [o for o in others if o.place.community == "C7" and o.received_at >= window]
+    assert len(members) == sum(n for *_, n in counts) == len(in_cluster) > 0
+    for p in [merge_plan, *cluster_plans]:
+        assert "Hash Join" not in p and "Seq Scan on work_orders" not in p, p
+    for p in cluster_plans:
+        assert "ix_work_orders_cluster" in p, p
+        assert "Index Cond: (((((category)::text || '/'::text) || (community)::text) = " in p, p
+
+
+async def test_the_cluster_window_counts_the_orders_of_the_batch_pairs_per_minute(
+    engine: AsyncEngine,
+) -> None:
+    eight = datetime(2026, 11, 21, 8, 0, tzinfo=UTC)
+    at = {
+        1: ("夹河社区", "heating", eight + timedelta(seconds=30)),
+        2: ("夹河社区", "heating", eight + timedelta(seconds=59.9)),
+        3: ("夹河社区", "heating", eight + timedelta(minutes=1)),
+        4: ("夹河社区", "heating", eight - timedelta(minutes=50)),  # before the window read
+        5: ("夹河社区", "water_supply", eight),  # a category the batch does not have there
+        6: ("恒祥社区", "heating", eight + timedelta(seconds=1)),
+        7: ("墨翠府社区", "heating", eight),  # a community the batch does not have
+    }
+    orders = [_order(n, category, when, community=community) for n, (community, category, when) in at.items()]
+    async with engine.begin() as conn:
+        await store.save(conn, [store.order_row(o, "open", None) for o in orders], {})
+        counts = await store.recent_counts(
+            conn, [("夹河社区", "heating"), ("恒祥社区", "heating")], eight - timedelta(minutes=30)
+        )
+    minute = _minute(eight)
+    assert sorted(counts) == [
+        ("夹河社区", "heating", minute, 2),
+        ("夹河社区", "heating", minute + 1, 1),
+        ("恒祥社区", "heating", minute, 1),
+    ]
