@@ -88,6 +88,8 @@ class IntakeBatch:
     new_rows: list[dict[str, Any]] = field(default_factory=list)
     new_alerts: dict[tuple[str, str], tuple[int, datetime]] = field(default_factory=dict)
     raised: list[Raised] = field(default_factory=list)
+    statuses: dict[str, str] = field(default_factory=dict)  # order id -> open or done, as last heard
+    written: int = 0  # of new_rows, by flush
 
     def count(self, community: str, category: str, at: datetime, window_minutes: int) -> int:
         """Record one report and return how many the window ending now holds."""
@@ -145,8 +147,15 @@ class IntakeUnit:
             alerts=await store.cluster_alerts(conn, keys) if keys else {},
         )
 
+    async def flush(self, conn: AsyncConnection, batch: IntakeBatch) -> None:
+        """The orders decided so far, written while the next messages are decided."""
+        rows, batch.written = batch.new_rows[batch.written :], len(batch.new_rows)
+        await store.save(conn, rows)
+
     async def close(self, conn: AsyncConnection, batch: IntakeBatch) -> list[OutboxMessage]:
-        await store.save(conn, batch.new_rows, batch.new_alerts)
+        # The lifecycle's statuses after the orders: an order may be created and resolved in one
+        # batch, when its call comes again with the outcome (a replay).
+        await store.save(conn, batch.new_rows[batch.written :], batch.new_alerts, batch.statuses)
         if not batch.raised:
             return []
         keys = sorted({(r.community, r.category) for r in batch.raised})
@@ -252,10 +261,10 @@ class IntakeUnit:
         batch.raised.append(Raised(tx.event.id, community, order.place.street, category, count, at))
 
     async def follow(self, tx: Tx, e: WorkOrderData) -> None:
-        """Only open orders absorb repeats: follow them being resolved, closed or reopened."""
-        await store.set_status(
-            tx.conn, e.work_order_id, "open" if tx.event.type == "workorder.reopened" else "done"
-        )
+        """Only open orders absorb repeats: follow them being resolved, closed or reopened (written
+        with the batch's orders, by close)."""
+        batch: IntakeBatch = tx.batch
+        batch.statuses[e.work_order_id] = "open" if tx.event.type == "workorder.reopened" else "done"
 
 
 def routes(unit: IntakeUnit) -> list[Route]:

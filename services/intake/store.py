@@ -134,7 +134,11 @@ _ALERTS = text(
     "SELECT community, category, step, alerted_at FROM cluster_alerts "
     f"JOIN {keys_table('pairs', 'community', 'category')} AS k USING (community, category)"
 )
-_SET_STATUS = text("UPDATE work_orders SET status = :status WHERE id = :id AND status <> 'merged'")
+# The orders of these ids (as json_keys), by the primary key whatever the planner believes.
+_SET_STATUS = text(
+    "UPDATE work_orders SET status = :status WHERE id = ANY(ARRAY("
+    "SELECT k->>0 FROM json_array_elements(CAST(:ids AS json)) AS k)) AND status <> 'merged'"
+)
 
 
 def order_row(order: NewOrder, status: str, merged_into: str | None) -> dict[str, Any]:
@@ -215,14 +219,15 @@ async def cluster_members(
 async def save(
     conn: AsyncConnection,
     orders: list[dict[str, Any]],
-    alerts: dict[tuple[str, str], tuple[int, datetime]],
+    alerts: dict[tuple[str, str], tuple[int, datetime]] | None = None,
+    statuses: dict[str, str] | None = None,  # order id -> open or done; a merged order stays merged
 ) -> None:
     await _INSERT_ORDERS.execute(conn, orders)
+    statuses, alerts = statuses or {}, alerts or {}
+    for status in sorted(set(statuses.values())):
+        ids = json_keys((i,) for i, s in statuses.items() if s == status)
+        await conn.execute(_SET_STATUS, {"status": status, "ids": ids})
     await _ALERT.execute(
         conn,
         [{"community": c, "category": k, "step": s, "alerted_at": at} for (c, k), (s, at) in alerts.items()],
     )
-
-
-async def set_status(conn: AsyncConnection, order_id: str, status: str) -> None:
-    await conn.execute(_SET_STATUS, {"id": order_id, "status": status})

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from shared import contract
@@ -55,3 +58,13 @@ async def respond(bus: Bus, type: str, dispatch: dict[str, Any], **extra: Any) -
 async def dead_letters(bus: Bus, key: str, count: int) -> list[dict[str, Any]]:
     found = await bus.wait_for(lambda s: s.topic == contract.DEADLETTER and s.key == key, count=count)
     return [s.data for s in found]
+
+
+async def eventually(probe: Callable[[], Awaitable[Any]], within: float = 30) -> Any:
+    """The probe's first truthy answer, asking until ``within`` seconds have passed."""
+    deadline = time.monotonic() + within
+    while not (answer := await probe()):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"no answer from {probe.__name__} within {within}s")
+        await asyncio.sleep(0.1)
+    return answer

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from services.intake import store
 from services.intake.domain import NewOrder, Place
 from services.intake.handlers import _minute
+from shared.db import json_keys
 from shared.reference import DEFAULT_JURISDICTION, load_jurisdiction
 from tests.integration.databases import fresh_database
 
@@ -57,7 +58,7 @@ def _order(n: int, category: str, at: datetime, **where: str | None) -> NewOrder
 async def test_a_batch_probes_its_own_keys_in_the_indexes_whatever_the_planner_believes(
     statistics: str,
 ) -> None:
-    """Merge candidates and cluster counts are probed by the batch's keys in the orders' indexes,
+    """Merge candidates, cluster counts and statuses are probed by the batch's keys in the orders' indexes,
     whatever the planner believes of the table: a new table has no statistics, and autovacuum may
     have taken them from the morning's first few orders. Both made plans that read every open order
     (or every order since the window's start), or scanned an index by category alone."""
@@ -100,12 +101,12 @@ async def test_a_batch_probes_its_own_keys_in_the_indexes_whatever_the_planner_b
                 first = [
                     _order(i, "heating", now - timedelta(hours=3), grid=f"G-early{i}") for i in range(10)
                 ]
-                await store.save(conn, [store.order_row(o, "open", None) for o in first], {})
+                await store.save(conn, [store.order_row(o, "open", None) for o in first])
                 await conn.execute(text("ANALYZE work_orders"))
         async with engine.begin() as conn:
             rows = [store.order_row(o, "open", None) for o in others]
             rows += [store.order_row(o, status, None) for o, status in wanted + unwanted]
-            await store.save(conn, rows, {})
+            await store.save(conn, rows)
         async with engine.begin() as conn:
             found = await store.open_orders(conn, batch, since)
             counts = await store.recent_counts(conn, [("C7", "heating")], window)
@@ -116,6 +117,9 @@ async def test_a_batch_probes_its_own_keys_in_the_indexes_whatever_the_planner_b
 
             merge_plan = await plan(store._OPEN, params)
             cluster_plans = [await plan(q, clusters) for q in (store._COUNTS, store._CLUSTER_IDS)]
+            status_plan = await plan(
+                store._SET_STATUS, {"status": "done", "ids": json_keys([("WO-H-9001",)])}
+            )
 
     assert [o.id for o in found] == ["WO-H-9001", "WO-H-9002", "WO-H-9003"]  # oldest first
     for column in ("compound", "grid", "caller_phone"):
@@ -126,7 +130,8 @@ async def test_a_batch_probes_its_own_keys_in_the_indexes_whatever_the_planner_b
         assert f"ix_work_orders_merge_{column}" in merge_plan, merge_plan
     in_cluster = [o for o in others if o.place.community == "C7" and o.received_at >= window]
     assert len(members) == sum(n for *_, n in counts) == len(in_cluster) > 0
-    for p in [merge_plan, *cluster_plans]:
+    assert "Index Cond: ((id)::text = ANY (" in status_plan and "pk_work_orders" in status_plan, status_plan
+    for p in [merge_plan, *cluster_plans, status_plan]:
         assert "Hash Join" not in p and "Seq Scan on work_orders" not in p, p
     for p in cluster_plans:
         assert "ix_work_orders_cluster" in p, p
@@ -148,7 +153,7 @@ async def test_the_cluster_window_counts_the_orders_of_the_batch_pairs_per_minut
     }
     orders = [_order(n, category, when, community=community) for n, (community, category, when) in at.items()]
     async with engine.begin() as conn:
-        await store.save(conn, [store.order_row(o, "open", None) for o in orders], {})
+        await store.save(conn, [store.order_row(o, "open", None) for o in orders])
         counts = await store.recent_counts(
             conn, [("夹河社区", "heating"), ("恒祥社区", "heating")], eight - timedelta(minutes=30)
         )
@@ -158,3 +163,23 @@ async def test_the_cluster_window_counts_the_orders_of_the_batch_pairs_per_minut
         ("夹河社区", "heating", minute + 1, 1),
         ("恒祥社区", "heating", minute, 1),
     ]
+
+
+async def test_statuses_follow_the_lifecycle_but_a_merged_order_stays_merged(engine: AsyncEngine) -> None:
+    at = datetime(2026, 11, 21, 8, 0, tzinfo=UTC)
+    rows = [store.order_row(_order(n, "heating", at), "open", None) for n in (21, 22, 23)]
+    rows += [store.order_row(_order(24, "heating", at), "merged", "WO-H-21")]
+    rows += [store.order_row(_order(25, "heating", at), "done", None)]
+    async with engine.begin() as conn:
+        await store.save(conn, rows)
+        statuses = {"WO-H-21": "done", "WO-H-22": "done", "WO-H-24": "done", "WO-H-25": "open"}
+        await store.save(conn, [], statuses=statuses)
+        result = await conn.execute(text("SELECT id, status FROM work_orders WHERE id LIKE 'WO-H-2_'"))
+        stored = {order_id: status for order_id, status in result}
+    assert stored == {
+        "WO-H-21": "done",
+        "WO-H-22": "done",
+        "WO-H-23": "open",
+        "WO-H-24": "merged",
+        "WO-H-25": "open",
+    }

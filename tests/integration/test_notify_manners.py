@@ -8,8 +8,7 @@ no sleeping until 07:00."""
 from __future__ import annotations
 
 import asyncio
-import time as wall
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -21,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from shared import contract
 from tests.integration.bus import Bus, cloud_event
 from tests.integration.conftest import TEST_ENV, fresh
-from tests.integration.flows import PHONE, uid
+from tests.integration.flows import PHONE, eventually, uid
 from tests.integration.sink import Received, Sink
 from tools.stack import ROOT, Stack
 
@@ -110,16 +109,6 @@ async def tick(bus: Bus, when: datetime) -> None:
     extra = {"from_level": "community", "to_level": "street", "reason": "超时"}
     await lifecycle(bus, order, "workorder.escalated", when, "dispatched", **extra)
     await bus.wait_for(lambda s: s.type == "notification.sent" and s.data["work_order_id"] == order)
-
-
-async def eventually(probe: Callable[[], Awaitable[Any]], within: float = 30) -> Any:
-    """The probe's first truthy answer, asking until ``within`` seconds have passed."""
-    deadline = wall.monotonic() + within
-    while not (answer := await probe()):
-        if wall.monotonic() > deadline:
-            raise TimeoutError(f"no answer from {probe.__name__} within {within}s")
-        await asyncio.sleep(0.1)
-    return answer
 
 
 def sms_about(order: str) -> Callable[[Received], bool]:
