@@ -27,7 +27,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol, cast
+from typing import Any, Protocol, cast, runtime_checkable
 
 import asyncpg
 import orjson
@@ -260,6 +260,34 @@ class BatchUnit(Protocol):
         """Write what was staged; returns events that could only be built with the batch's data."""
 
 
+@runtime_checkable
+class WritesBehind(BatchUnit, Protocol):
+    """A BatchUnit whose handlers only stage, never using the connection themselves: every
+    WRITE_BEHIND_EVERY messages, what they have staged so far (``flush``, and the outbox rows) is
+    written while the next messages are decided. The database works while the service decides,
+    where it waited for the whole batch to be decided before."""
+
+    async def flush(self, conn: AsyncConnection, context: Any) -> None:
+        """Write what the handlers have staged since the last flush (``close`` writes the rest)."""
+
+
+class _Behind:
+    """At most one write in flight on the batch's connection, started before the handlers go on."""
+
+    def __init__(self) -> None:
+        self.task: asyncio.Task[None] | None = None
+
+    async def start(self, write: Awaitable[None]) -> None:
+        await self.wait()
+        self.task = asyncio.ensure_future(write)
+        await asyncio.sleep(0)  # the write sends its statement; the handlers go on meanwhile
+
+    async def wait(self) -> None:
+        task, self.task = self.task, None
+        if task is not None:
+            await task
+
+
 @dataclass(frozen=True, slots=True)
 class Route:
     topic: str
@@ -352,6 +380,7 @@ def is_transient(exc: BaseException) -> bool:
 
 
 PREPARE_CHUNK = 64  # records prepared between two yields to the event loop
+WRITE_BEHIND_EVERY = 250  # messages decided between two writes (WritesBehind)
 PIPELINE_MIN_RECORDS = 200  # smaller batches are applied before the next poll (BatchPipeline)
 
 
@@ -548,14 +577,7 @@ class BatchConsumer:
     async def _apply_once(
         self, decoded: list[Decoded], dead_before: list[OutboxMessage], careful: bool
     ) -> None:
-        rows = [m.row() for m in dead_before]
-        outcomes: Counter[tuple[str, str]] = Counter()
-        lifecycle: Counter[str] = Counter()  # work-order events staged, counted once the batch commits
-
-        def staged(tx: Tx) -> None:
-            rows.extend(o.row() for o in tx.outbox)
-            lifecycle.update(o.type for o in tx.outbox if o.topic == WORKORDER_EVENTS)
-
+        staged = _Staged([m.row() for m in dead_before])
         async with self.engine.begin() as conn:
             fresh: set[str] = set()
             if decoded:
@@ -568,53 +590,92 @@ class BatchConsumer:
                     fresh.discard(m.event.id)
                     todo.append(m)
                 else:  # seen before, or twice in this batch
-                    outcomes[(m.delivery.topic, "duplicate")] += 1
-            context = await self.unit.open(conn, todo) if self.unit and not careful and todo else None
-            for m in todo:
-                tx = Tx(conn, m.event, m.delivery, self.source, context)
-                if not careful:
-                    try:
-                        await m.route.handler(tx, m.data)
-                    except Exception as exc:
-                        if is_transient(exc):
-                            raise
-                        raise _NeedsCare from exc
-                    staged(tx)
-                    outcomes[(m.delivery.topic, "applied")] += 1
-                    continue
-                try:
-                    async with conn.begin_nested():
-                        if self.unit:
-                            tx.batch = await self.unit.open(conn, [m])
-                        await m.route.handler(tx, m.data)
-                        if self.unit:
-                            tx.outbox += await self.unit.close(conn, tx.batch)
-                except Refused as exc:
-                    rows.append(dead_letter(m.delivery, f"refused {m.event.type}: {exc}", self.source).row())
-                    outcomes[(m.delivery.topic, "deadlettered")] += 1
-                    log.warning("refused", event_id=m.event.id, type=m.event.type, error=str(exc))
-                except Exception as exc:
-                    if is_transient(exc):
-                        raise
-                    # A bug or a message no rule foresaw: park it, keep the partition moving.
-                    log.exception("handler failed", event_id=m.event.id, type=m.event.type)
-                    reason = (
-                        f"could not be applied ({type(exc).__name__}); see the service log for {m.event.id}"
-                    )
-                    rows.append(dead_letter(m.delivery, reason, self.source).row())
-                    outcomes[(m.delivery.topic, "deadlettered")] += 1
-                else:
-                    staged(tx)
-                    outcomes[(m.delivery.topic, "applied")] += 1
-            if context is not None:
-                rows += [m.row() for m in await self.unit.close(conn, context)]  # type: ignore[union-attr]
-            await self._stage.execute(conn, rows)
-        for event_type, n in lifecycle.items():
+                    staged.outcomes[(m.delivery.topic, "duplicate")] += 1
+            if careful:
+                for m in todo:
+                    await self._apply_carefully(conn, m, staged)
+            elif todo:
+                context = await self.unit.open(conn, todo) if self.unit else None
+                await self._apply_all(conn, todo, context, staged)
+                if context is not None:
+                    staged.rows += [m.row() for m in await self.unit.close(conn, context)]  # type: ignore[union-attr]
+            await self._stage.execute(conn, staged.rows[staged.written :])
+        for event_type, n in staged.lifecycle.items():
             metrics.WORKORDERS.labels(event_type).inc(n)
-        for (topic, outcome), n in outcomes.items():
+        for (topic, outcome), n in staged.outcomes.items():
             metrics.MESSAGES.labels(self.service, topic, outcome).inc(n)
             if outcome == "deadlettered":
                 metrics.DEADLETTERS.labels(self.service, topic).inc(n)
+
+    async def _apply_all(
+        self, conn: AsyncConnection, todo: list[Decoded], context: Any, staged: _Staged
+    ) -> None:
+        """Every message without savepoints: one that fails sends the batch down the careful path.
+        With a WritesBehind unit, what is staged is written every WRITE_BEHIND_EVERY messages while
+        the next ones are decided."""
+        behind = _Behind() if context is not None and isinstance(self.unit, WritesBehind) else None
+        try:
+            for i, m in enumerate(todo, 1):
+                tx = Tx(conn, m.event, m.delivery, self.source, context)
+                try:
+                    await m.route.handler(tx, m.data)
+                except Exception as exc:
+                    if is_transient(exc):
+                        raise
+                    raise _NeedsCare from exc
+                staged.add(tx)
+                if behind is not None and i % WRITE_BEHIND_EVERY == 0:
+                    rows, staged.written = staged.rows[staged.written :], len(staged.rows)
+                    await behind.start(self._write_behind(conn, context, rows))
+        finally:
+            if behind is not None:
+                await behind.wait()  # before anything else uses the connection, or rolls back
+
+    async def _write_behind(self, conn: AsyncConnection, context: Any, rows: list[dict[str, Any]]) -> None:
+        await cast(WritesBehind, self.unit).flush(conn, context)
+        await self._stage.execute(conn, rows)
+
+    async def _apply_carefully(self, conn: AsyncConnection, m: Decoded, staged: _Staged) -> None:
+        """One message in a savepoint of its own, with a unit of its own: refused or failed, it is
+        rolled back alone and dead-lettered."""
+        tx = Tx(conn, m.event, m.delivery, self.source)
+        try:
+            async with conn.begin_nested():
+                if self.unit:
+                    tx.batch = await self.unit.open(conn, [m])
+                await m.route.handler(tx, m.data)
+                if self.unit:
+                    tx.outbox += await self.unit.close(conn, tx.batch)
+        except Refused as exc:
+            staged.rows.append(dead_letter(m.delivery, f"refused {m.event.type}: {exc}", self.source).row())
+            staged.outcomes[(m.delivery.topic, "deadlettered")] += 1
+            log.warning("refused", event_id=m.event.id, type=m.event.type, error=str(exc))
+        except Exception as exc:
+            if is_transient(exc):
+                raise
+            # A bug or a message no rule foresaw: park it, keep the partition moving.
+            log.exception("handler failed", event_id=m.event.id, type=m.event.type)
+            reason = f"could not be applied ({type(exc).__name__}); see the service log for {m.event.id}"
+            staged.rows.append(dead_letter(m.delivery, reason, self.source).row())
+            staged.outcomes[(m.delivery.topic, "deadlettered")] += 1
+        else:
+            staged.add(tx)
+
+
+@dataclass(slots=True)
+class _Staged:
+    """What a batch's transaction has staged: outbox rows (dead letters first), and what to count
+    once it commits."""
+
+    rows: list[dict[str, Any]]
+    written: int = 0  # of rows, written behind (WritesBehind)
+    outcomes: Counter[tuple[str, str]] = field(default_factory=Counter)
+    lifecycle: Counter[str] = field(default_factory=Counter)  # work-order events, by type
+
+    def add(self, tx: Tx) -> None:
+        self.rows.extend(o.row() for o in tx.outbox)
+        self.lifecycle.update(o.type for o in tx.outbox if o.topic == WORKORDER_EVENTS)
+        self.outcomes[(tx.delivery.topic, "applied")] += 1
 
 
 class KafkaPositions(Protocol):
