@@ -5,8 +5,9 @@ The rules (ARCHITECTURE.md) in one place:
   together, and its offsets are committed only after that commit (BatchPipeline, which prepares
   the next batch meanwhile);
 - the inbox dedupes by CloudEvent ``id``; a message already in the inbox is skipped;
-- each message is applied inside a savepoint, so a message the domain refuses, or one that breaks
-  a handler, is rolled back alone and dead-lettered, and the rest of the batch goes on;
+- a message the domain refuses, or one that breaks a handler, is rolled back alone and
+  dead-lettered, and the rest of the batch goes on: the batch is applied without savepoints first,
+  and when one message fails, again from the start with a savepoint per message;
 - dead letters are outbox rows like every other event, so they commit with the batch;
 - a transient failure (database or network) retries the whole batch with bounded backoff; after a
   few tries the batch is rewound and comes again from the broker, never skipped;
@@ -24,7 +25,7 @@ import ssl
 import struct
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, cast, runtime_checkable
@@ -262,10 +263,10 @@ class BatchUnit(Protocol):
 
 @runtime_checkable
 class WritesBehind(BatchUnit, Protocol):
-    """A BatchUnit whose handlers only stage, never using the connection themselves: every
-    WRITE_BEHIND_EVERY messages, what they have staged so far (``flush``, and the outbox rows) is
-    written while the next messages are decided. The database works while the service decides,
-    where it waited for the whole batch to be decided before."""
+    """A BatchUnit whose handlers only stage, never using the connection themselves. With
+    ``BatchConsumer(write_behind=True)``, what they have staged so far (``flush``, then the outbox
+    rows) is written every WRITE_BEHIND_EVERY messages while the next ones are decided: the
+    database works while the service decides, where it waited for the whole batch to be decided."""
 
     async def flush(self, conn: AsyncConnection, context: Any) -> None:
         """Write what the handlers have staged since the last flush (``close`` writes the rest)."""
@@ -277,15 +278,39 @@ class _Behind:
     def __init__(self) -> None:
         self.task: asyncio.Task[None] | None = None
 
-    async def start(self, write: Awaitable[None]) -> None:
+    @property
+    def busy(self) -> bool:
+        return self.task is not None and not self.task.done()
+
+    async def start(self, write: Callable[[], Awaitable[None]]) -> None:
         await self.wait()
-        self.task = asyncio.ensure_future(write)
-        await asyncio.sleep(0)  # the write sends its statement; the handlers go on meanwhile
+        self.task = asyncio.ensure_future(write())
+        await asyncio.sleep(0)  # the write sends its first statement; the handlers go on meanwhile
 
     async def wait(self) -> None:
         task, self.task = self.task, None
         if task is not None:
             await task
+
+    async def settle(self) -> None:
+        """The write in flight has ended (its failure, if any, set aside): the batch is failing
+        already, and its rollback must not overlap a statement."""
+        with contextlib.suppress(Exception):
+            await self.wait()
+
+
+@contextlib.contextmanager
+def _careful_on_failure() -> Iterator[None]:
+    """A failure that is not transient sends the batch down the careful path, where each message is
+    applied alone and the one at fault is dead-lettered; a transient one retries the batch."""
+    try:
+        yield
+    except _NeedsCare:
+        raise
+    except Exception as exc:
+        if is_transient(exc):
+            raise
+        raise _NeedsCare from exc
 
 
 @dataclass(frozen=True, slots=True)
@@ -381,6 +406,9 @@ def is_transient(exc: BaseException) -> bool:
 
 PREPARE_CHUNK = 64  # records prepared between two yields to the event loop
 WRITE_BEHIND_EVERY = 250  # messages decided between two writes (WritesBehind)
+# While a write behind is in flight, the handlers yield to it every so many messages: its
+# statements are sent one after the other, each when the event loop gets to it.
+WRITE_BEHIND_YIELD = 16
 PIPELINE_MIN_RECORDS = 200  # smaller batches are applied before the next poll (BatchPipeline)
 
 
@@ -412,8 +440,12 @@ class BatchConsumer:
         max_attempts: int = 5,
         unit: BatchUnit | None = None,
         prepare_message: Callable[[Decoded], Any] | None = None,
+        write_behind: bool = False,
     ) -> None:
         self.unit = unit
+        if write_behind and not isinstance(unit, WritesBehind):
+            raise TypeError("write_behind needs a unit that writes behind (WritesBehind: flush)")
+        self.write_behind = unit if write_behind and isinstance(unit, WritesBehind) else None
         # Work on a message that needs no database (intake tags and places a call): done while
         # decoding, and so, in the pipeline, while the batch before is in its transaction.
         self.prepare_message = prepare_message
@@ -598,7 +630,8 @@ class BatchConsumer:
                 context = await self.unit.open(conn, todo) if self.unit else None
                 await self._apply_all(conn, todo, context, staged)
                 if context is not None:
-                    staged.rows += [m.row() for m in await self.unit.close(conn, context)]  # type: ignore[union-attr]
+                    with _careful_on_failure():  # a row the database refuses: whose is found alone
+                        staged.rows += [m.row() for m in await self.unit.close(conn, context)]  # type: ignore[union-attr]
             await self._stage.execute(conn, staged.rows[staged.written :])
         for event_type, n in staged.lifecycle.items():
             metrics.WORKORDERS.labels(event_type).inc(n)
@@ -611,29 +644,34 @@ class BatchConsumer:
         self, conn: AsyncConnection, todo: list[Decoded], context: Any, staged: _Staged
     ) -> None:
         """Every message without savepoints: one that fails sends the batch down the careful path.
-        With a WritesBehind unit, what is staged is written every WRITE_BEHIND_EVERY messages while
-        the next ones are decided."""
-        behind = _Behind() if context is not None and isinstance(self.unit, WritesBehind) else None
+        Writing behind, what is staged is written every WRITE_BEHIND_EVERY messages while the next
+        ones are decided."""
+        behind = _Behind() if self.write_behind is not None and context is not None else None
         try:
             for i, m in enumerate(todo, 1):
                 tx = Tx(conn, m.event, m.delivery, self.source, context)
-                try:
+                with _careful_on_failure():
                     await m.route.handler(tx, m.data)
-                except Exception as exc:
-                    if is_transient(exc):
-                        raise
-                    raise _NeedsCare from exc
                 staged.add(tx)
-                if behind is not None and i % WRITE_BEHIND_EVERY == 0:
+                if behind is None:
+                    continue
+                if i % WRITE_BEHIND_EVERY == 0 and i < len(todo):
                     rows, staged.written = staged.rows[staged.written :], len(staged.rows)
-                    await behind.start(self._write_behind(conn, context, rows))
-        finally:
+                    await behind.start(functools.partial(self._write_behind, conn, context, rows))
+                elif i % WRITE_BEHIND_YIELD == 0 and behind.busy:
+                    await asyncio.sleep(0)
             if behind is not None:
-                await behind.wait()  # before anything else uses the connection, or rolls back
+                await behind.wait()  # before close uses the connection
+        except BaseException:
+            if behind is not None:
+                await behind.settle()
+            raise
 
     async def _write_behind(self, conn: AsyncConnection, context: Any, rows: list[dict[str, Any]]) -> None:
-        await cast(WritesBehind, self.unit).flush(conn, context)
-        await self._stage.execute(conn, rows)
+        assert self.write_behind is not None
+        with _careful_on_failure():
+            await self.write_behind.flush(conn, context)
+            await self._stage.execute(conn, rows)
 
     async def _apply_carefully(self, conn: AsyncConnection, m: Decoded, staged: _Staged) -> None:
         """One message in a savepoint of its own, with a unit of its own: refused or failed, it is

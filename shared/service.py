@@ -86,6 +86,7 @@ def build_service(
     tasks: Iterable[Task] = (),
     unit: BatchUnit | None = None,
     prepare_message: Callable[[Decoded], Any] | None = None,
+    write_behind: bool = False,
 ) -> tuple[AsgiFastStream, Service]:
     configure_logging(name, settings.log_level)
     url = settings.database_url_for(name)
@@ -108,6 +109,7 @@ def build_service(
         after_commit=relay.notify,
         unit=unit,
         prepare_message=prepare_message,
+        write_behind=write_behind,
     )
     pipeline = BatchPipeline(consumer)
     svc = Service(name, settings, engine, consumer, relay, sorted(set(publishes)), list(tasks))

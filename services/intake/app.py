@@ -25,6 +25,7 @@ def create_app(settings: Settings) -> tuple[AsgiFastStream, Service]:
         routes=handlers.routes(unit),
         unit=unit,
         prepare_message=unit.order_for,  # tagging and placing need no database: done ahead (BatchPipeline)
+        write_behind=True,  # its handlers only stage: the batch's rows are written as it is decided
         strict_topics=[contract.HOTLINE_CALLS, contract.GRID_REPORTS],
         publishes=[
             contract.WORKORDER_EVENTS,

@@ -248,6 +248,7 @@ class OpenOrders:
 
     def __init__(self, orders: Iterable[OpenOrder] = ()) -> None:
         self._by_key: dict[tuple[str, str, str], list[OpenOrder]] = {}
+        self._closed: set[str] = set()  # resolved or closed since they were loaded
         for order in orders:
             self.add(order)
 
@@ -262,10 +263,17 @@ class OpenOrders:
         for key in self._keys(order.category, order.compound, order.grid, order.caller_phone):
             self._by_key.setdefault(key, []).append(order)
 
+    def follow(self, order_id: str, is_open: bool) -> None:
+        """An order was resolved or closed (it absorbs no more repeats), or reopened."""
+        if is_open:
+            self._closed.discard(order_id)
+        else:
+            self._closed.add(order_id)
+
     def candidates(self, order: NewOrder) -> list[OpenOrder]:
         place = order.place
         keys = self._keys(order.category.code, place.compound, place.grid, order.caller_phone)
-        found = {o.id: o for key in keys for o in self._by_key.get(key, ())}
+        found = {o.id: o for key in keys for o in self._by_key.get(key, ()) if o.id not in self._closed}
         return sorted(found.values(), key=lambda o: (o.received_at, o.id))  # ties: one order always
 
 

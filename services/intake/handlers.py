@@ -1,6 +1,7 @@
 """Intake's subscribers. A batch is read whole first (IntakeUnit.open: tag and place every message,
 load what is known of them in a few queries); each message is then decided in memory; the batch's
-new rows are written together (IntakeUnit.close)."""
+new rows are written as it is decided (IntakeUnit.flush, behind the decisions) and at its end
+(IntakeUnit.close)."""
 
 from __future__ import annotations
 
@@ -60,7 +61,7 @@ def lifecycle(order: NewOrder, status: str, caused_by: str, **extra: Any) -> dic
 
 
 def _minute(at: datetime) -> int:
-    """Minutes since the epoch: the cluster counter's unit, an int to compare and hash cheaply."""
+    """Minutes since the epoch: the cluster window's unit, an int to compare and hash cheaply."""
     return int(at.timestamp()) // 60
 
 
@@ -132,7 +133,14 @@ class IntakeUnit:
         if not new:
             return IntakeBatch(orders, set(), OpenOrders(), {}, {})
         earliest = min(o.received_at for o in new)
-        keys = sorted({(o.place.community, o.category.code) for o in new if o.place.community})
+        # The clusters the batch may grow (_watch_cluster): 其他 (other) is never one.
+        keys = sorted(
+            {
+                (o.place.community, o.category.code)
+                for o in new
+                if o.place.community and o.category.code != "other"
+            }
+        )
         counts: dict[tuple[str, str], dict[int, int]] = defaultdict(dict)
         if keys:
             for community, category, minute, n in await store.recent_counts(
@@ -264,7 +272,9 @@ class IntakeUnit:
         """Only open orders absorb repeats: follow them being resolved, closed or reopened (written
         with the batch's orders, by close)."""
         batch: IntakeBatch = tx.batch
-        batch.statuses[e.work_order_id] = "open" if tx.event.type == "workorder.reopened" else "done"
+        reopened = tx.event.type == "workorder.reopened"
+        batch.statuses[e.work_order_id] = "open" if reopened else "done"
+        batch.open_orders.follow(e.work_order_id, is_open=reopened)  # for the batch's next repeats
 
 
 def routes(unit: IntakeUnit) -> list[Route]:

@@ -94,20 +94,21 @@ _KNOWN = text(
     f"SELECT source, source_id FROM work_orders WHERE (source, source_id) IN "
     f"{keys_table('keys', 'source', 'source_id')}"
 )
-# Open orders of the same category at one of the batch's compounds or grids, or from one of its
-# phones: the batch's "category/place" keys, each kind looked up in its index at once (= ANY of an
-# array, one bitmap for the batch). The array comes from a subquery, whose size the planner cannot
-# guess: no statistics, or stale ones, turn the lookup into a scan of every order.
 
 
 def _keyed(place: str, param: str) -> str:
-    """The orders whose "category/place" is one of the parameter's (category_keys)."""
+    """The orders whose "category/place" is one of the parameter's (category_keys): looked up in
+    the index of that key at once (= ANY of an array, one bitmap for the batch). The array comes
+    from a subquery, whose size the planner cannot guess: a join to the keys, with no statistics
+    or stale ones, became a scan of every order."""
     return (
         f"(category || '/' || {place}) = ANY(ARRAY("
         f"SELECT k->>0 FROM json_array_elements(CAST(:{param} AS json)) AS k))"
     )
 
 
+# Open orders of the same category at one of the batch's compounds or grids, or from one of its
+# phones: the batch's "category/place" keys, each kind in its own index.
 _OPEN = text(
     " UNION ".join(
         "SELECT id, category, community, compound, grid, caller_phone, received_at FROM work_orders "

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from services.intake.handlers import IntakeBatch, IntakeUnit, routes
 from services.intake.store import Inbox, Outbox
 from shared import contract
-from shared.messaging import HEADERS, WRITE_BEHIND_EVERY, BatchConsumer, WritesBehind
+from shared.messaging import HEADERS, WRITE_BEHIND_EVERY, BatchConsumer, Tx, WritesBehind
 from shared.reference import DEFAULT_JURISDICTION, load_jurisdiction
 from shared.settings import Settings
 from tests.integration.bus import cloud_event
@@ -40,6 +40,20 @@ class Watched(IntakeUnit):
         await super().flush(conn, batch)
 
 
+class Faulty(Watched):
+    """Intake's unit, with one order's row made one the database refuses (its id too long)."""
+
+    def __init__(self, call_id: str) -> None:
+        super().__init__()
+        self.call_id = call_id
+
+    async def take(self, tx: Tx) -> None:
+        await super().take(tx)
+        if tx.event.subject == self.call_id:
+            batch: IntakeBatch = tx.batch
+            batch.new_rows[-1]["id"] = "W" * 81
+
+
 @pytest.fixture
 async def engine() -> AsyncIterator[AsyncEngine]:
     async with fresh_database("whistle_test_behind") as engine:
@@ -53,7 +67,7 @@ def records(values: list[tuple[str, str, bytes]]) -> list[ConsumerRecord[Any, An
     ]
 
 
-async def apply(engine: AsyncEngine, unit: Watched, batch: list[ConsumerRecord[Any, Any]]) -> None:
+async def apply(engine: AsyncEngine, unit: IntakeUnit, batch: list[ConsumerRecord[Any, Any]]) -> None:
     consumer = BatchConsumer(
         service="intake",
         engine=engine,
@@ -63,6 +77,7 @@ async def apply(engine: AsyncEngine, unit: Watched, batch: list[ConsumerRecord[A
         strict_topics=[contract.HOTLINE_CALLS, contract.GRID_REPORTS],
         unit=unit,
         prepare_message=unit.order_for,
+        write_behind=True,
     )
     await consumer.apply(await consumer.prepare(batch))
 
@@ -124,3 +139,21 @@ async def test_a_message_refused_after_rows_were_written_behind_is_dead_lettered
     assert len(taken) == len(set(taken)) == CALLS  # what was written behind was rolled back, then once
     [dead] = await outbox_subjects(engine, "deadletter.recorded")
     assert dead.startswith(f"{contract.GRID_REPORTS}/0/")
+
+
+async def test_a_row_the_database_refuses_in_a_write_behind_is_its_message_dead_lettered_alone(
+    engine: AsyncEngine,
+) -> None:
+    calls = synthetic_calls(REF, "wf", CALLS)
+    faulty = calls[WRITE_BEHIND_EVERY // 2][0]  # in the first write behind
+    unit = Faulty(faulty)
+    await apply(engine, unit, records([(contract.HOTLINE_CALLS, key, value) for key, value in calls]))
+
+    assert unit.flushed_at == [WRITE_BEHIND_EVERY]  # it failed; then each message alone
+    async with engine.connect() as conn:
+        assert (await conn.execute(text("SELECT count(*) FROM work_orders"))).scalar_one() == CALLS - 1
+    taken = await outbox_subjects(engine, "workorder.created") + await outbox_subjects(
+        engine, "workorder.merged"
+    )
+    assert len(taken) == len(set(taken)) == CALLS - 1 and f"WO-H-{faulty}" not in taken
+    assert len(await outbox_subjects(engine, "deadletter.recorded")) == 1

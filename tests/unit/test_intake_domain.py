@@ -342,3 +342,17 @@ def test_a_repeat_joins_the_same_one_of_two_open_orders_received_at_the_same_mom
     for arrival in (twins, twins[::-1]):
         window = timedelta(hours=24)
         assert merge_target(order, OpenOrders(arrival).candidates(order), window) == "WO-H-1"
+
+
+def test_an_order_resolved_in_the_batch_absorbs_no_later_repeat_until_it_is_reopened(
+    ref: Jurisdiction,
+) -> None:
+    call = make_call(content="菁华公寓3号楼暖气不热")
+    order = order_from_call(call, "ev-9", AT + timedelta(minutes=5), ref)
+    earlier = OpenOrder("WO-H-1", order.category.code, "夹河社区", "菁华公寓", "HB-FLS-JH-03", None, AT)
+    open_orders = OpenOrders([earlier])
+    window = timedelta(hours=24)
+    open_orders.follow("WO-H-1", is_open=False)
+    assert merge_target(order, open_orders.candidates(order), window) is None
+    open_orders.follow("WO-H-1", is_open=True)
+    assert merge_target(order, open_orders.candidates(order), window) == "WO-H-1"
