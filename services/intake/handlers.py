@@ -22,7 +22,6 @@ from shared.contract import (
     WorkOrderData,
     derived_id,
 )
-from shared.logs import get_logger
 from shared.messaging import Decoded, OutboxMessage, Refused, Route, Tx, outbox_message
 from shared.reference import Jurisdiction
 from shared.settings import Settings
@@ -40,7 +39,6 @@ from .domain import (
 )
 
 SOURCE = "whistle/intake"
-log = get_logger(__name__)
 
 
 def lifecycle(order: NewOrder, status: str, caused_by: str, **extra: Any) -> dict[str, Any]:
