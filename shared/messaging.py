@@ -25,7 +25,7 @@ import ssl
 import struct
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, cast, runtime_checkable
@@ -299,18 +299,20 @@ class _Behind:
             await self.wait()
 
 
-@contextlib.contextmanager
-def _careful_on_failure() -> Iterator[None]:
+class _CarefulOnFailure:
     """A failure that is not transient sends the batch down the careful path, where each message is
-    applied alone and the one at fault is dead-lettered; a transient one retries the batch."""
-    try:
-        yield
-    except _NeedsCare:
-        raise
-    except Exception as exc:
-        if is_transient(exc):
-            raise
-        raise _NeedsCare from exc
+    applied alone and the one at fault is dead-lettered; a transient one retries the batch. A class,
+    not a generator: the fast path enters it once per message."""
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
+        if isinstance(exc, Exception) and not isinstance(exc, _NeedsCare) and not is_transient(exc):
+            raise _NeedsCare from exc
+
+
+_careful_on_failure = _CarefulOnFailure()
 
 
 @dataclass(frozen=True, slots=True)
@@ -630,7 +632,7 @@ class BatchConsumer:
                 context = await self.unit.open(conn, todo) if self.unit else None
                 await self._apply_all(conn, todo, context, staged)
                 if context is not None:
-                    with _careful_on_failure():  # a row the database refuses: whose is found alone
+                    with _careful_on_failure:  # a row the database refuses: whose is found alone
                         staged.rows += [m.row() for m in await self.unit.close(conn, context)]  # type: ignore[union-attr]
             await self._stage.execute(conn, staged.rows[staged.written :])
         for event_type, n in staged.lifecycle.items():
@@ -650,12 +652,8 @@ class BatchConsumer:
         try:
             for i, m in enumerate(todo, 1):
                 tx = Tx(conn, m.event, m.delivery, self.source, context)
-                try:  # as _careful_on_failure, without its cost per message
+                with _careful_on_failure:
                     await m.route.handler(tx, m.data)
-                except Exception as exc:
-                    if is_transient(exc):
-                        raise
-                    raise _NeedsCare from exc
                 staged.add(tx)
                 if behind is None:
                     continue
@@ -673,7 +671,7 @@ class BatchConsumer:
 
     async def _write_behind(self, conn: AsyncConnection, context: Any, rows: list[dict[str, Any]]) -> None:
         assert self.write_behind is not None
-        with _careful_on_failure():
+        with _careful_on_failure:
             await self.write_behind.flush(conn, context)
             await self._stage.execute(conn, rows)
 
