@@ -101,6 +101,15 @@ def json_keys(keys: Iterable[Sequence[object]]) -> bytes:
     return orjson.dumps(list(keys))
 
 
+def key_in(expression: str, param: str, column: int = 0) -> str:
+    """``expression = ANY(ARRAY(...))`` of one column of a ``json_keys`` parameter: the batch's keys
+    probed in the expression's index whatever the planner believes of the table. Joined to
+    ``keys_table`` instead, whose size it cannot guess, a table without statistics (a new one) or
+    with stale ones was read whole, every batch."""
+    keys = f"SELECT k->>{column} FROM json_array_elements(CAST(:{param} AS json)) AS k"
+    return f"{expression} = ANY(ARRAY({keys}))"
+
+
 def keys_table(param: str, *columns: str) -> str:
     """The relation of a ``json_keys`` parameter, its columns text, for ``IN``, ``JOIN`` or ``FROM``:
     ``(SELECT k->>0 AS a, k->>1 AS b FROM json_array_elements(CAST(:param AS json)) AS k)``."""

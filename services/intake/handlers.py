@@ -80,7 +80,7 @@ class IntakeBatch:
     """What one batch knows and what it will write."""
 
     orders: dict[str, NewOrder | str]  # event id -> the order it makes, or why it is refused
-    known: set[tuple[str, str]]
+    known: set[str]  # order ids made already: a call or report seen before
     open_orders: OpenOrders
     counts: dict[tuple[str, str], dict[int, int]]  # reports per minute (_minute)
     alerts: dict[tuple[str, str], tuple[int, datetime]]
@@ -147,7 +147,7 @@ class IntakeUnit:
                 counts[(community, category)][minute] = n
         return IntakeBatch(
             orders=orders,
-            known=await store.known_sources(conn, [(o.source, o.source_id) for o in new]),
+            known=await store.existing_orders(conn, [o.work_order_id for o in new]),
             open_orders=OpenOrders(await store.open_orders(conn, new, earliest - self.merge_window)),
             counts=counts,
             alerts=await store.cluster_alerts(conn, keys) if keys else {},
@@ -202,10 +202,10 @@ class IntakeUnit:
         order = batch.orders[tx.event.id]
         if isinstance(order, str):
             raise Refused(order)
-        if (order.source, order.source_id) in batch.known:
-            return  # the same call or report, redelivered under a new event id: one work order
-        batch.known.add((order.source, order.source_id))
         key = order.work_order_id
+        if key in batch.known:
+            return  # the same call or report, redelivered under a new event id: one work order
+        batch.known.add(key)
         target = merge_target(order, batch.open_orders.candidates(order), self.merge_window)
         if target:
             batch.new_rows.append(store.order_row(order, "merged", target))

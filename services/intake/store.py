@@ -5,13 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Boolean, DateTime, Float, Index, Integer, String, Text, UniqueConstraint, func, text
+from sqlalchemy import Boolean, DateTime, Float, Index, Integer, String, Text, func, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import Mapped, mapped_column
 
 from services.intake.domain import NewOrder, OpenOrder
-from shared.db import Base, bulk_insert, json_keys, keys_table, service_metadata
+from shared.db import Base, bulk_insert, json_keys, key_in, keys_table, service_metadata
 from shared.messaging import InboxRow, OutboxRow
 
 
@@ -30,8 +30,8 @@ class Outbox(OutboxRow, Model):
 
 class WorkOrder(Model):
     __tablename__ = "work_orders"
-    __table_args__ = (UniqueConstraint("source", "source_id"),)
 
+    # WO-H-<call id> or WO-G-<report id>: one order per call or report, held by the primary key.
     id: Mapped[str] = mapped_column(String(80), primary_key=True)
     source: Mapped[str] = mapped_column(String(16))
     source_id: Mapped[str] = mapped_column(String(64))
@@ -89,22 +89,13 @@ _ALERT = bulk_insert(
     ("community", "category", "step", "alerted_at"),
     "ON CONFLICT (community, category) DO UPDATE SET step = EXCLUDED.step, alerted_at = EXCLUDED.alerted_at",
 )
-# By (source, source_id) pairs, so that the unique index answers (source_id alone is a full scan).
-_KNOWN = text(
-    f"SELECT source, source_id FROM work_orders WHERE (source, source_id) IN "
-    f"{keys_table('keys', 'source', 'source_id')}"
-)
+_KNOWN = text(f"SELECT id FROM work_orders WHERE {key_in('id', 'ids')}")
 
 
 def _keyed(place: str, param: str) -> str:
-    """The orders whose "category/place" is one of the parameter's (category_keys): looked up in
-    the index of that key at once (= ANY of an array, one bitmap for the batch). The array comes
-    from a subquery, whose size the planner cannot guess: a join to the keys, with no statistics
-    or stale ones, became a scan of every order."""
-    return (
-        f"(category || '/' || {place}) = ANY(ARRAY("
-        f"SELECT k->>0 FROM json_array_elements(CAST(:{param} AS json)) AS k))"
-    )
+    """The orders whose "category/place" is one of the parameter's (category_keys), looked up in
+    the index of that key (one bitmap for the batch)."""
+    return key_in(f"(category || '/' || {place})", param)
 
 
 # Open orders of the same category at one of the batch's compounds or grids, or from one of its
@@ -135,10 +126,8 @@ _ALERTS = text(
     "SELECT community, category, step, alerted_at FROM cluster_alerts "
     f"JOIN {keys_table('pairs', 'community', 'category')} AS k USING (community, category)"
 )
-# The orders of these ids (as json_keys), by the primary key whatever the planner believes.
 _SET_STATUS = text(
-    "UPDATE work_orders SET status = :status WHERE id = ANY(ARRAY("
-    "SELECT k->>0 FROM json_array_elements(CAST(:ids AS json)) AS k)) AND status <> 'merged'"
+    f"UPDATE work_orders SET status = :status WHERE {key_in('id', 'ids')} AND status <> 'merged'"
 )
 
 
@@ -167,10 +156,9 @@ def order_row(order: NewOrder, status: str, merged_into: str | None) -> dict[str
     }
 
 
-async def known_sources(conn: AsyncConnection, sources: list[tuple[str, str]]) -> set[tuple[str, str]]:
-    """Which of these (source, source_id) are already work orders."""
-    rows = await conn.execute(_KNOWN, {"keys": json_keys(sources)})
-    return {(source, source_id) for source, source_id in rows}
+async def existing_orders(conn: AsyncConnection, ids: list[str]) -> set[str]:
+    """Which of these work orders exist."""
+    return {row[0] for row in await conn.execute(_KNOWN, {"ids": json_keys((i,) for i in ids)})}
 
 
 async def open_orders(conn: AsyncConnection, orders: list[NewOrder], since: datetime) -> list[OpenOrder]:

@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.clock import BusinessClockRow
-from shared.db import Base, bulk_insert, json_keys, keys_table, service_metadata
+from shared.db import Base, bulk_insert, json_keys, key_in, keys_table, service_metadata
 from shared.messaging import InboxRow, OutboxRow
 
 
@@ -111,15 +111,19 @@ _RESIDENTS = text(
     "SELECT work_order_id, reporter_id, last_told FROM contacts "
     "WHERE work_order_id = ANY(CAST(:ids AS text[]))"
 )
+# By (order, reporter) pairs, the orders probed in the primary key first (key_in): joined to the
+# pairs alone, the contacts were read whole until the table had statistics.
 _MARK_TOLD = text(
     f"UPDATE contacts SET last_told = told.state "
     f"FROM {keys_table('told', 'work_order_id', 'reporter_id', 'state')} AS told "
-    "WHERE contacts.work_order_id = told.work_order_id AND contacts.reporter_id = told.reporter_id"
+    "WHERE contacts.work_order_id = told.work_order_id AND contacts.reporter_id = told.reporter_id "
+    f"AND {key_in('contacts.work_order_id', 'told')}"
 )
 _PHONES = text(
     f"SELECT contacts.work_order_id, contacts.reporter_id, phone FROM contacts "
     f"JOIN {keys_table('wanted', 'work_order_id', 'reporter_id')} AS wanted "
-    "ON contacts.work_order_id = wanted.work_order_id AND contacts.reporter_id = wanted.reporter_id"
+    "ON contacts.work_order_id = wanted.work_order_id AND contacts.reporter_id = wanted.reporter_id "
+    f"WHERE {key_in('contacts.work_order_id', 'wanted')}"
 )
 _ADD = bulk_insert(
     Notification.__table__,  # type: ignore[arg-type]
