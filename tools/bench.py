@@ -190,9 +190,9 @@ async def intake_alone(settings: Settings, ref: Jurisdiction, calls: int, metric
         "calls_per_s": round(taken / seconds, 1) if taken else 0,
         # Intake's own CPU per call: what the code costs, whatever else the machine was doing.
         "intake_cpu_us_per_call": round(cpu / taken * 1e6) if taken else None,
-        # Seconds of intake's batches (whistle_batch_seconds; they overlap, the next one prepared
-        # during the current one's transaction): a slow run with few of them waited for something
-        # else (the broker, the database, the machine).
+        # Seconds of intake's batches, prepared and committed (whistle_batch_seconds; they overlap,
+        # the next one prepared during the current one's transaction): a slow run with few of them
+        # waited for something else (the broker, the relay, the machine).
         "intake_batch_seconds": round(applying, 2),
     }
 

@@ -124,7 +124,8 @@ _CLUSTER_IDS = text(
 # The batch's own (community, category) pairs only: a busy district has many others.
 _ALERTS = text(
     "SELECT community, category, step, alerted_at FROM cluster_alerts "
-    f"JOIN {keys_table('pairs', 'community', 'category')} AS k USING (community, category)"
+    f"JOIN {keys_table('pairs', 'community', 'category')} AS k USING (community, category) "
+    f"WHERE {key_in('cluster_alerts.community', 'pairs')}"
 )
 _SET_STATUS = text(
     f"UPDATE work_orders SET status = :status WHERE {key_in('id', 'ids')} AND status <> 'merged'"

@@ -29,7 +29,7 @@ def order(i: int, **overrides: object) -> dict[str, object]:
     return {
         "id": f"WO-H-{i}",
         "source": "hotline",
-        "source_id": f"call-{i}",
+        "source_id": str(i),
         "event_id": f"ev-{i}",
         "received_at": datetime(2026, 11, 21, 8, 15, tzinfo=timezone(timedelta(hours=8))),
         "category": "heating",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -136,7 +135,9 @@ async def test_a_batch_probes_its_own_keys_in_the_indexes_whatever_the_planner_b
     assert len(members) == sum(n for *_, n in counts) == len(in_cluster) > 0
     assert known == {"WO-H-9001"}
     for p in (status_plan, known_plan):
-        assert re.search(r"Index Cond: \(\(?id\)?(::text)? = ANY \(", p) and "pk_work_orders" in p, p
+        # An index-only scan prints the condition without the cast.
+        probed = "Index Cond: ((id)::text = ANY (" in p or "Index Cond: (id = ANY (" in p
+        assert probed and "pk_work_orders" in p, p
     for p in [merge_plan, *cluster_plans, status_plan, known_plan]:
         assert "Hash Join" not in p and "Seq Scan on work_orders" not in p, p
     for p in cluster_plans:

@@ -24,9 +24,9 @@ _MANY = (
 async def test_a_batch_reaches_its_residents_through_the_primary_key_whatever_the_planner_believes(
     statistics: str,
 ) -> None:
-    """Phones and what each resident was told are looked up by (order, reporter): joined to the
-    batch's pairs alone, the planner read every contact while the table had no statistics, or the
-    morning's first few."""
+    """The residents of orders, their phones and what each was told are looked up by the order
+    first, in the primary key: joined to the batch's pairs alone, the planner read every contact
+    while the table had no statistics, or the morning's first few."""
     async with fresh_database("whistle_test_contacts", "notify") as engine:
         async with engine.begin() as conn:
             if statistics != "none yet":
@@ -45,6 +45,7 @@ async def test_a_batch_reaches_its_residents_through_the_primary_key_whatever_th
             plans = [
                 await plan(store._PHONES, {"wanted": json_keys(wanted)}),
                 await plan(store._MARK_TOLD, {"told": json_keys([("WO-H-7", "WO-H-14", "accepted")])}),
+                await plan(store._RESIDENTS, {"ids": json_keys([("WO-H-7",)])}),
             ]
 
     assert phones == {("WO-H-7", "WO-H-14"): "139000014", ("WO-H-7", "WO-H-15"): "139000015"}
