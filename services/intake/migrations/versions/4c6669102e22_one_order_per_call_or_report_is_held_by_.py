@@ -1,5 +1,7 @@
 """one order per call or report is held by the primary key (WO-H-<call id>, WO-G-<report id>):
-the unique (source, source_id) index was one more to write per order
+the unique (source, source_id) index was one more to write per order. In a rolling deploy, a replica
+of the code before still looks orders up by (source, source_id) until it is replaced: rightly, but
+without an index
 
 Revision ID: 4c6669102e22
 Revises: 84953fbf03af
