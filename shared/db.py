@@ -105,7 +105,9 @@ def key_in(expression: str, param: str, column: int = 0) -> str:
     """``expression = ANY(ARRAY(...))`` of one column of a ``json_keys`` parameter: the batch's keys
     probed in the expression's index whatever the planner believes of the table. Joined to
     ``keys_table`` instead, whose size it cannot guess, a table without statistics (a new one) or
-    with stale ones was read whole, every batch."""
+    with stale ones was read whole, every batch. Not for a small table: scanned anyway, each of its
+    rows is compared with every key, where a join hashes them; nor for ids in a constant array
+    (``= ANY(CAST(:ids AS text[]))``), which the planner sizes and hashes itself."""
     keys = f"SELECT k->>{column} FROM json_array_elements(CAST(:{param} AS json)) AS k"
     return f"{expression} = ANY(ARRAY({keys}))"
 

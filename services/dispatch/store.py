@@ -23,7 +23,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import Mapped, mapped_column
 
-from shared.db import Base, bulk_insert, json_keys, key_in, keys_table, service_metadata
+from shared.db import Base, bulk_insert, json_keys, keys_table, service_metadata
 from shared.messaging import InboxRow, OutboxRow
 
 
@@ -257,16 +257,17 @@ async def rate_counts(conn: AsyncConnection) -> dict[str, list[tuple[Any, ...]]]
     }
 
 
-_EXISTING = text(f"SELECT id FROM orders WHERE {key_in('id', 'ids')}")
+_EXISTING = text("SELECT id FROM orders WHERE id = ANY(CAST(:ids AS text[]))")
+# A row per cluster ever alerted: a small table, hashed (as intake's _ALERTS).
 _CLUSTERS_AMONG = text(
     f"SELECT community, category FROM clusters "
     f"JOIN {keys_table('pairs', 'community', 'category')} AS k "
-    f"USING (community, category) WHERE {key_in('clusters.community', 'pairs')} AND alerted_at > :since"
+    "USING (community, category) WHERE alerted_at > :since"
 )
 
 
 async def existing_orders(conn: AsyncConnection, ids: list[str]) -> set[str]:
-    return {row[0] for row in await conn.execute(_EXISTING, {"ids": json_keys((i,) for i in ids)})}
+    return {row[0] for row in await conn.execute(_EXISTING, {"ids": ids})}
 
 
 async def clusters_among(

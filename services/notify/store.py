@@ -108,11 +108,11 @@ _SAVE_CONTACTS = bulk_insert(
     "ON CONFLICT (work_order_id, reporter_id) DO UPDATE SET name = excluded.name, phone = excluded.phone",
 )
 _RESIDENTS = text(
-    f"SELECT work_order_id, reporter_id, last_told FROM contacts WHERE {key_in('work_order_id', 'ids')}"
+    "SELECT work_order_id, reporter_id, last_told FROM contacts "
+    "WHERE work_order_id = ANY(CAST(:ids AS text[]))"
 )
-# By (order, reporter) pairs, the orders probed in the primary key first (key_in), as everywhere a
-# batch's pairs are looked up: joined to the pairs alone, the contacts were read whole until the
-# table had statistics.
+# By (order, reporter) pairs, the orders probed in the primary key first (key_in): joined to the
+# pairs alone, the contacts were read whole until the table had statistics.
 _MARK_TOLD = text(
     f"UPDATE contacts SET last_told = told.state "
     f"FROM {keys_table('told', 'work_order_id', 'reporter_id', 'state')} AS told "
@@ -161,8 +161,7 @@ async def residents(conn: AsyncConnection, work_order_ids: list[str]) -> dict[st
     it), each with the state they were last told of."""
     found: dict[str, dict[str, str | None]] = {}
     if work_order_ids:
-        params = {"ids": json_keys((i,) for i in work_order_ids)}
-        for order, reporter, told in await conn.execute(_RESIDENTS, params):
+        for order, reporter, told in await conn.execute(_RESIDENTS, {"ids": work_order_ids}):
             found.setdefault(order, {})[reporter] = told
     return found
 

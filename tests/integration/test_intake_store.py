@@ -122,7 +122,7 @@ async def test_a_batch_probes_its_own_keys_in_the_indexes_whatever_the_planner_b
                 store._SET_STATUS, {"status": "done", "ids": json_keys([("WO-H-9001",)])}
             )
             known = await store.existing_orders(conn, ["WO-H-9001", "WO-H-9101"])
-            known_plan = await plan(store._KNOWN, {"ids": json_keys([("WO-H-9001",), ("WO-H-9101",)])})
+            known_plan = await plan(store._KNOWN, {"ids": ["WO-H-9001", "WO-H-9101"]})
 
     assert [o.id for o in found] == ["WO-H-9001", "WO-H-9002", "WO-H-9003"]  # oldest first
     for column in ("compound", "grid", "caller_phone"):

@@ -45,7 +45,7 @@ async def test_a_batch_reaches_its_residents_through_the_primary_key_whatever_th
             plans = [
                 await plan(store._PHONES, {"wanted": json_keys(wanted)}),
                 await plan(store._MARK_TOLD, {"told": json_keys([("WO-H-7", "WO-H-14", "accepted")])}),
-                await plan(store._RESIDENTS, {"ids": json_keys([("WO-H-7",)])}),
+                await plan(store._RESIDENTS, {"ids": ["WO-H-7"]}),
             ]
 
     assert phones == {("WO-H-7", "WO-H-14"): "139000014", ("WO-H-7", "WO-H-15"): "139000015"}
