@@ -89,9 +89,9 @@ _ALERT = bulk_insert(
     ("community", "category", "step", "alerted_at"),
     "ON CONFLICT (community, category) DO UPDATE SET step = EXCLUDED.step, alerted_at = EXCLUDED.alerted_at",
 )
-# Ids in a constant array: the planner sizes it and, on a unique column, probes the primary key
-# without statistics; on a table small enough to scan, it hashes the ids (key_in would compare
-# every order with every id).
+# Ids in a constant array (as _SET_STATUS): the planner sizes it and, on a unique column, probes
+# the primary key without statistics; on a table small enough to scan, it hashes the ids (key_in
+# would compare every order with every id).
 _KNOWN = text("SELECT id FROM work_orders WHERE id = ANY(CAST(:ids AS text[]))")
 
 
@@ -132,7 +132,7 @@ _ALERTS = text(
     f"JOIN {keys_table('pairs', 'community', 'category')} AS k USING (community, category)"
 )
 _SET_STATUS = text(
-    f"UPDATE work_orders SET status = :status WHERE {key_in('id', 'ids')} AND status <> 'merged'"
+    "UPDATE work_orders SET status = :status WHERE id = ANY(CAST(:ids AS text[])) AND status <> 'merged'"
 )
 
 
@@ -219,7 +219,7 @@ async def save(
     await _INSERT_ORDERS.execute(conn, orders)
     statuses, alerts = statuses or {}, alerts or {}
     for status in sorted(set(statuses.values())):
-        ids = json_keys((i,) for i, s in statuses.items() if s == status)
+        ids = [i for i, s in statuses.items() if s == status]
         await conn.execute(_SET_STATUS, {"status": status, "ids": ids})
     await _ALERT.execute(
         conn,

@@ -13,7 +13,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from services.intake import store
 from services.intake.domain import NewOrder, Place
 from services.intake.handlers import _minute
-from shared.db import json_keys
 from shared.reference import DEFAULT_JURISDICTION, load_jurisdiction
 from tests.integration.databases import fresh_database
 
@@ -118,9 +117,7 @@ async def test_a_batch_probes_its_own_keys_in_the_indexes_whatever_the_planner_b
 
             merge_plan = await plan(store._OPEN, params)
             cluster_plans = [await plan(q, clusters) for q in (store._COUNTS, store._CLUSTER_IDS)]
-            status_plan = await plan(
-                store._SET_STATUS, {"status": "done", "ids": json_keys([("WO-H-9001",)])}
-            )
+            status_plan = await plan(store._SET_STATUS, {"status": "done", "ids": ["WO-H-9001"]})
             known = await store.existing_orders(conn, ["WO-H-9001", "WO-H-9101"])
             known_plan = await plan(store._KNOWN, {"ids": ["WO-H-9001", "WO-H-9101"]})
 
