@@ -24,6 +24,10 @@ class WallClock:
 # ---- Business time for timers ----------------------------------------------------------------
 
 MAX_AHEAD = timedelta(minutes=5)
+# Business time before a service has seen any event: nothing can be due yet. Not the wall clock:
+# a batch that commits the first timer between a round's clock read and its claim would find that
+# timer judged by the wall clock, hours or days ahead of a replayed log.
+BEGINNING = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def business_now(
@@ -33,9 +37,9 @@ def business_now(
     time since it was seen, never more than ``max_ahead`` past the wall clock (a source with a fast
     clock must not fire everyone's timers). A replayed log thus fires the same timers at the same
     business times, however fast it is replayed; live, it follows the wall clock. Before any event:
-    the wall clock."""
+    ``BEGINNING`` (every timer comes from an event, committed with the clock's advance)."""
     if latest is None:
-        return wall
+        return BEGINNING
     event_time, seen_at = latest
     return min(event_time + (wall - seen_at), wall + max_ahead)
 

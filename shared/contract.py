@@ -1,19 +1,23 @@
 """The external event contract v1 as pydantic models: the CloudEvents envelope and every ``data``.
 
-Topic names, types and fields follow the contract document and are fixed; the internal topics
-between the services are defined at the end of this module.
+Topic names, types and fields follow docs/contract.md and are fixed; the internal topics
+between the services are defined at the end of this module. How events are made: ``shared.events``.
 """
 
 from __future__ import annotations
 
 import functools
-import hashlib
-import uuid
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
-import orjson
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+)
 
 SPECVERSION = "1.0"
 CONTENT_TYPE = "application/cloudevents+json"
@@ -42,6 +46,12 @@ Urgency = Literal["emergency", "urgent", "normal"]
 Level = Literal["property", "grid", "community", "street", "district"]
 Channel = Literal["phone", "wechat", "app", "web", "mini_program"]
 Status = Literal["new", "dispatched", "accepted", "resolved", "closed", "merged"]
+# 诉求类型: 咨询, 求助, 投诉, 举报, 建议.
+RequestType = Literal["inquiry", "help", "complaint", "report", "suggestion"]
+REQUEST_TYPES: tuple[RequestType, ...] = ("inquiry", "help", "complaint", "report", "suggestion")
+# How a closed order was closed: the resident rated it, nobody rated it in time (回访 ended), the
+# operator answered it on the call (直接答复), or the grid worker fixed it on the spot.
+Closure = Literal["rated", "unrated", "answered_directly", "handled_on_site"]
 
 
 class _Data(BaseModel):
@@ -112,6 +122,17 @@ class HotlineCall(_Data):
     address: ShortText | None = None
     location: Location | None = None
     urgency: Urgency = "normal"
+    request_type: RequestType | None = None  # absent: intake tags it from the text
+    answered_directly: bool = False  # 直接答复: the operator answered on the call
+    # What the operator answered; required when answered_directly (checked even when absent).
+    answer: LongText | None = Field(default=None, validate_default=True)
+
+    @field_validator("answer")
+    @classmethod
+    def _answer_given(cls, answer: str | None, info: ValidationInfo) -> str | None:
+        if answer is None and info.data.get("answered_directly"):
+            raise ValueError("required when answered_directly is true")
+        return answer
 
 
 class GridReport(_Data):
@@ -198,6 +219,7 @@ class DispatchAssigned(_Data):
     resolve_by: AwareDatetime
     contact: MaskedContact | None
     attempt: int
+    request_type: RequestType | None = None
 
 
 class DispatchCancelled(_Data):
@@ -205,6 +227,18 @@ class DispatchCancelled(_Data):
     work_order_id: str
     department: str
     reason: str
+
+
+class DispatchReturnRefused(_Data):
+    """``dispatch.return_refused`` (to the department): the centre refused its return (退单); the
+    dispatch is the department's again, with the reviewer's note and a new time to sign for it."""
+
+    dispatch_id: str
+    work_order_id: str
+    department: str
+    note: str
+    accept_by: AwareDatetime
+    resolve_by: AwareDatetime
 
 
 class DispatchReminder(_Data):
@@ -238,6 +272,26 @@ class WorkOrderData(_Data):
     result: str | None = None
     department: str | None = None
     dispatch_id: str | None = None
+    request_type: RequestType | None = None
+    closure: Closure | None = None  # workorder.closed: how
+    satisfaction: Literal["satisfied", "basically_satisfied", "dissatisfied"] | None = None
+    feedback_by: AwareDatetime | None = None  # workorder.resolved: unrated after this, it closes
+    # The return review (派单异议审核): workorder.return_requested, _approved, _refused.
+    return_reason: str | None = None
+    note: str | None = None
+    review_by: AwareDatetime | None = None
+    operator: str | None = None
+    automatic: bool | None = None  # approved because nobody reviewed it in time
+    accept_by: AwareDatetime | None = None  # workorder.return_refused: the department's new time
+    resolve_by: AwareDatetime | None = None  # workorder.return_refused: and to resolve it (added)
+
+
+class WorkOrderReassigned(WorkOrderData):
+    """``workorder.reassigned`` (改派): the centre re-tagged or re-placed the order, or named who
+    handles it; the order's fields are as they are after it, and the dispatches follow."""
+
+    operator: str
+    note: str
 
 
 class ClusterDetected(_Data):
@@ -287,6 +341,8 @@ INTAKE_CONTACTS = "internal.intake.contacts.v1"
 ESCALATION_COMMANDS = "internal.escalation.commands.v1"
 # dispatch -> escalation: a granted extension moves a resolve-by clock.
 DISPATCH_DEADLINES = "internal.dispatch.deadlines.v1"
+# the centre (the api) -> dispatch: commands on an order that dispatch owns, such as 改派.
+ORDER_COMMANDS = "internal.dispatch.commands.v1"
 
 
 class OrderOpened(_Data):
@@ -305,6 +361,8 @@ class OrderOpened(_Data):
     property_company: str | None
     urgency: Urgency
     contact: MaskedContact | None
+    request_type: RequestType = "help"
+    answer: str | None = None  # 直接答复: recorded and closed at once, never dispatched
 
 
 class ContactRecorded(_Data):
@@ -328,6 +386,21 @@ class EscalationRequested(_Data):
     dispatch_id: str | None = None
 
 
+class ReassignRequested(_Data):
+    """``order.reassign.requested`` (改派): re-tag (``category``, a code or name), re-place
+    (``grid`` code or ``community`` name) and route the order anew, by the duty list or to the
+    named ``lead`` and ``assist`` departments; ``operator`` and ``note`` say who and why."""
+
+    work_order_id: Id
+    operator: Id
+    note: LongText
+    category: ShortText | None = None
+    community: ShortText | None = None
+    grid: ShortText | None = None
+    lead: ShortText | None = None
+    assist: list[Annotated[str, StringConstraints(max_length=64)]] = Field(default=[], max_length=20)
+
+
 class DeadlineMoved(_Data):
     """``dispatch.deadline.moved``: an extension (延期) was granted."""
 
@@ -336,54 +409,53 @@ class DeadlineMoved(_Data):
     resolve_by: AwareDatetime
 
 
+class ReturnApprove(_Data):
+    """``order.return.approve``: the centre lets a department's return (退单) stand; the order goes
+    to the next candidate, or to the ``lead`` and ``assist`` departments named (as a 改派)."""
+
+    work_order_id: Id
+    dispatch_id: Id
+    operator: Id
+    note: LongText | None = None
+    lead: ShortText | None = None
+    assist: list[Annotated[str, StringConstraints(max_length=64)]] = Field(default=[], max_length=20)
+
+
+class ReturnRefuse(_Data):
+    """``order.return.refuse``: the centre sends the dispatch back to the department that returned
+    it, with a note saying why; its accept clock starts again."""
+
+    work_order_id: Id
+    dispatch_id: Id
+    operator: Id
+    note: LongText
+
+
+class ReviewExpired(_Data):
+    """``return.review.expired`` (escalation -> dispatch): nobody reviewed a return in time; it is
+    approved automatically."""
+
+    work_order_id: str
+    dispatch_id: str
+    review_by: AwareDatetime
+
+
+class FeedbackExpired(_Data):
+    """``feedback.expired`` (escalation -> dispatch): a resolved order was not rated in time; it
+    closes as unrated."""
+
+    work_order_id: str
+    feedback_by: AwareDatetime
+
+
 INTERNAL: dict[tuple[str, str], type[_Data]] = {
     (INTAKE_ORDERS, "intake.order.opened"): OrderOpened,
     (INTAKE_CONTACTS, "intake.contact.recorded"): ContactRecorded,
     (ESCALATION_COMMANDS, "escalation.requested"): EscalationRequested,
     (DISPATCH_DEADLINES, "dispatch.deadline.moved"): DeadlineMoved,
+    (ORDER_COMMANDS, "order.reassign.requested"): ReassignRequested,
+    (ORDER_COMMANDS, "order.return.approve"): ReturnApprove,
+    (ORDER_COMMANDS, "order.return.refuse"): ReturnRefuse,
+    (ESCALATION_COMMANDS, "return.review.expired"): ReviewExpired,
+    (ESCALATION_COMMANDS, "feedback.expired"): FeedbackExpired,
 }
-
-_ID_NAMESPACE = uuid.UUID("6f1c7a52-3f0b-4c5e-9d6e-2a7b8c9d0e1f")
-_ID_HASH = hashlib.sha1(_ID_NAMESPACE.bytes, usedforsecurity=False)
-
-
-def derived_id(*parts: str) -> str:
-    """Ids of the events we publish derive from their cause, so a replay yields the same ids.
-
-    ``str(uuid.uuid5(_ID_NAMESPACE, "/".join(parts)))``, computed without the uuid module's
-    objects: it runs for every event we publish, and those cost more than the hash."""
-    digest = _ID_HASH.copy()
-    digest.update("/".join(parts).encode())
-    b = bytearray(digest.digest()[:16])
-    b[6] = (b[6] & 0x0F) | 0x50  # version 5
-    b[8] = (b[8] & 0x3F) | 0x80  # RFC 4122 variant
-    h = b.hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
-
-
-def encode_event(
-    *,
-    type: str,
-    source: str,
-    subject: str,
-    time: datetime | str,
-    data: BaseModel | dict[str, Any],
-    id: str,
-) -> bytes:
-    """A CloudEvent in structured JSON mode, the bytes we publish. A model's data is serialised by
-    pydantic straight to JSON (nulls kept), without the dict ``model_dump`` would build first.
-    ``time`` may come already as RFC 3339 text, for a caller that stamps several events with one."""
-    # dict first: a model class's isinstance check goes through ABCMeta, a Python-level call.
-    payload = data if isinstance(data, dict) else orjson.Fragment(data.__pydantic_serializer__.to_json(data))
-    return orjson.dumps(
-        {
-            "specversion": SPECVERSION,
-            "id": id,
-            "source": source,
-            "type": type,
-            "time": time if isinstance(time, str) else time.isoformat(),
-            "subject": subject,
-            "datacontenttype": "application/json",
-            "data": payload,
-        }
-    )

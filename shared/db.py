@@ -8,22 +8,25 @@ that replicas starting together do not race.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 import orjson
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import Column, LargeBinary, MetaData, Table, TextClause, event, text
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.orm import DeclarativeBase
 
 from shared.logs import get_logger
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -147,13 +150,17 @@ async def create_database_if_missing(url: str) -> None:
             try:
                 await conn.execute(f'CREATE DATABASE "{name}"')
                 log.info("database created", database=name)
-            except asyncpg.DuplicateDatabaseError:
-                pass  # a replica starting at the same moment created it
+            except (asyncpg.DuplicateDatabaseError, asyncpg.UniqueViolationError):
+                # A replica starting at the same moment created it (at the very same moment, the
+                # catalogue's unique index says so rather than CREATE DATABASE).
+                pass
     finally:
         await conn.close()
 
 
 def alembic_config(service: str, url: str) -> Config:
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(SERVICES_DIR / service / "migrations"))
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
@@ -161,12 +168,35 @@ def alembic_config(service: str, url: str) -> Config:
     return cfg
 
 
+def head_revisions(service: str) -> set[str]:
+    """The newest revisions of a service's migrations, read from their files' ``revision`` and
+    ``down_revision`` lines: no need to load Alembic and every script to know them."""
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for script in (SERVICES_DIR / service / "migrations" / "versions").glob("*.py"):
+        for line in script.read_text(encoding="utf-8").splitlines():
+            name, _, value = line.partition("=")
+            field = name.split(":")[0].strip()
+            if field in ("revision", "down_revision"):
+                found = set(re.findall(r"[\"']([0-9a-zA-Z_]+)[\"']", value))
+                (revisions if field == "revision" else parents).update(found)
+    return revisions - parents
+
+
 async def migrate(service: str, url: str) -> None:
-    """Create the database if needed and upgrade it to the newest revision."""
+    """Create the database if needed and upgrade it to the newest revision. A database already at
+    head (every restart of a service) is left alone without loading Alembic: a restarted replica
+    serves again that much sooner."""
     await create_database_if_missing(url)
     engine = create_async_engine(url)
     try:
         async with engine.connect() as conn:
+            with contextlib.suppress(Exception):  # no version table yet: a new database
+                version = await conn.execute(text("SELECT version_num FROM alembic_version"))
+                current = set(version.scalars())
+                if current and current == head_revisions(service):
+                    return
+            await conn.rollback()
             # One migrator at a time per database; the others wait, then find nothing to do.
             await conn.execute(text("SELECT pg_advisory_lock(727274)"))
             try:
@@ -179,6 +209,8 @@ async def migrate(service: str, url: str) -> None:
 
 
 def _upgrade(connection: Connection, cfg: Config) -> None:
+    from alembic import command
+
     cfg.attributes["connection"] = connection
     command.upgrade(cfg, "head")
 

@@ -43,12 +43,30 @@ BATCHES_REWOUND = Counter(
 )
 OUTBOX_PENDING = Gauge(
     "whistle_outbox_pending",
-    "Outbox rows not yet published (last relay round)",
+    "Outbox rows not yet published (counted every few seconds, whether the relay succeeds or not)",
     ["service"],
     registry=REGISTRY,
 )
 RELAY_PUBLISHED = Counter(
     "whistle_relay_published", "Outbox rows published", ["service", "topic"], registry=REGISTRY
+)
+RELAY_FAILURES = Counter(
+    "whistle_relay_failures",
+    "Relay rounds that failed (broker or database away)",
+    ["service"],
+    registry=REGISTRY,
+)
+BROKER_REACHABLE = Gauge(
+    "whistle_broker_reachable",
+    "1 when the last look at the broker's topics (every second) answered, else 0",
+    ["service"],
+    registry=REGISTRY,
+)
+CONSUMER_LAG = Gauge(
+    "whistle_consumer_lag",
+    "Records behind the partition's end after this replica's last committed batch",
+    ["service", "topic", "partition"],
+    registry=REGISTRY,
 )
 WORKORDERS = Counter(
     "whistle_workorders",
@@ -57,15 +75,18 @@ WORKORDERS = Counter(
     registry=REGISTRY,
 )
 ESCALATIONS = Counter(
-    "whistle_escalations", "Escalations requested", ["reason", "to_level"], registry=REGISTRY
+    "whistle_escalations",
+    "Escalations applied (workorder.escalated committed by dispatch), by cause and level reached",
+    ["reason", "to_level"],
+    registry=REGISTRY,
 )
-OPEN_CLOCKS = Gauge("whistle_open_clocks", "Deadlines not yet fired or stopped", registry=REGISTRY)
 NOTIFICATIONS = Counter(
     "whistle_notifications", "Notifications by channel and outcome", ["channel", "outcome"], registry=REGISTRY
 )
 RATES = Gauge(
     "whistle_rate",
-    "The three rates (三率) over 30 days: response, resolution, satisfaction, by department or community",
+    "The three rates (三率) over 30 days: response, resolution, satisfaction; by department,"
+    " community or request type",
     ["rate", "scope", "name"],
     registry=REGISTRY,
 )
@@ -75,8 +96,23 @@ BREACHES = Counter(
     ["department", "deadline"],
     registry=REGISTRY,
 )
-OLDEST_OVERDUE = Gauge(
-    "whistle_oldest_overdue_seconds",
-    "Business seconds the oldest open clock is past its deadline (0 when the clock loop keeps up)",
+
+# The reason of a workorder.escalated is free text naming departments and counts; the label keeps
+# only its cause, so that the series stay few. Each prefix is the one its rule writes (a unit test
+# checks them against services/escalation and services/dispatch).
+ESCALATION_CAUSES = (
+    ("not signed for", "accept_overdue"),
+    ("not resolved", "resolve_overdue"),
+    ("resident dissatisfied", "dissatisfied"),
+    ("cluster:", "cluster"),
+    ("every department", "all_returned"),
+)
+RETURNS_AUTO_APPROVED = Counter(
+    "whistle_returns_auto_approved",
+    "Returns (退单) approved automatically: the centre did not review them within RETURN_REVIEW_WITHIN",
     registry=REGISTRY,
 )
+
+
+def escalation_cause(reason: str) -> str:
+    return next((cause for prefix, cause in ESCALATION_CAUSES if reason.startswith(prefix)), "other")

@@ -16,6 +16,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from shared.calendar import Calendar
+from shared.contract import RequestType
 from shared.textindex import PhraseIndex
 
 FORMAT = "whistle.jurisdiction/1"
@@ -108,7 +109,78 @@ class Category(_Model):
     tier: Level = Field(description="the level a plain order of this category starts at")
     keywords: tuple[str, ...] = ()
     danger_keywords: tuple[str, ...] = Field(
-        default=(), description="words that make an order an emergency whatever the caller said"
+        default=(), description="words that make an order of this category an emergency"
+    )
+    symptoms: tuple[str, ...] = Field(
+        default=(), description="the problem told without its official words (嗡嗡, 片子冰凉)"
+    )
+    alarms: tuple[str, ...] = Field(
+        default=(),
+        description="danger that makes an order an emergency whatever its category (被困, 煤气味, 冒火星)",
+    )
+    situations: tuple[tuple[tuple[str, ...], ...], ...] = Field(
+        default=(),
+        description="alarms told in parts, each part one of its words, anywhere in the call: "
+        "[[配电房, 配电室], [进水, 淹]] is water in the power room",
+    )
+    request_type: RequestType = Field(
+        default="help", description="the 诉求类型 of a call of this category that says nothing more"
+    )
+
+
+class Speech(_Model):
+    """How the jurisdiction's residents talk, for intake's tagger and placer: the words it reads as
+    standard ones, and the markers that tell the complaint from what is only mentioned around it.
+    Each marker list is read from the marker to the end of its clause, unless said otherwise."""
+
+    dialect: dict[str, str] = Field(
+        default={}, description="dialect or colloquial word -> the standard word (俺 -> 我, 梯子 -> 电梯)"
+    )
+    neutral: tuple[str, ...] = Field(
+        default=(), description="phrases that hold a keyword but mean nothing to tag (打着火 of an engine)"
+    )
+    context: tuple[str, ...] = Field(
+        default=(), description="what follows is a mention, not the complaint: 物业说, 上次, 冒充, 交了"
+    )
+    fee: tuple[str, ...] = Field(default=(), description="a keyword right before these names a fee: 费")
+    request: tuple[str, ...] = Field(default=(), description="the clause asks for something: 麻烦, 赶紧")
+    not_now: tuple[str, ...] = Field(
+        default=(), description="danger after these is feared or past, not happening: 怕, 万一, 上周"
+    )
+    not_now_clause: tuple[str, ...] = Field(
+        default=(), description="the whole clause is a feared consequence: 进不来"
+    )
+    alarms: tuple[str, ...] = Field(
+        default=(),
+        description="danger whatever the problem, tagging no category: a person lying still, bleeding",
+    )
+    home: tuple[str, ...] = Field(default=(), description="a place right after these is the caller's home")
+    away: tuple[str, ...] = Field(
+        default=(), description="a place right after these is not the problem's: 单位在, 公司在"
+    )
+    away_after: tuple[str, ...] = Field(
+        default=(), description="a place right before these is not the problem's: 上班, 工作"
+    )
+    sound_alike: dict[str, str] = Field(
+        default={}, description="pinyin the speech-to-text confuses (zh -> z), for sound matching"
+    )
+    no_sound: tuple[str, ...] = Field(
+        default=(), description="phrases never matched by sound: their sound is also a common word's"
+    )
+    function_chars: str = Field(
+        default="", description="characters that anchor no sound match: 了, 的 (在了 is no 栽了)"
+    )
+
+
+class RequestTypeWords(_Model):
+    """What tells a call's 诉求类型 (咨询, 求助, 投诉, 举报, 建议) beside its category: the words that
+    name a type outright, and the cues of each type. Read by intake (services/intake/request_types.py)."""
+
+    said: dict[str, RequestType] = Field(
+        default={}, description="words that name the type outright: 投诉 -> complaint, 举报 -> report"
+    )
+    cues: dict[RequestType, tuple[str, ...]] = Field(
+        default={}, description="phrases that lean to a type: 怎么办理 (inquiry), 扰民 (complaint)"
     )
 
 
@@ -150,9 +222,11 @@ class Jurisdiction(_Model):
     duties: tuple[Duty, ...] = ()
     time_limits: dict[Urgency, TimeLimit]
     calendar: CalendarPolicy = CalendarPolicy()
-    triage: dict[Literal["community", "street"], str] = Field(
+    triage: dict[Literal["community", "street", "district"], str] = Field(
         description="department code of the triage desk for unplaced or uncategorised orders"
     )
+    speech: Speech = Speech()
+    request_types: RequestTypeWords = RequestTypeWords()
 
     @model_validator(mode="after")
     def _check_references(self) -> Jurisdiction:
@@ -228,6 +302,10 @@ class Jurisdiction(_Model):
     @cached_property
     def communities(self) -> list[tuple[Street, Community]]:
         return [(s, c) for d in self.districts for s in d.streets for c in s.communities]
+
+    @cached_property
+    def community_by_name(self) -> dict[str, tuple[Street, Community]]:
+        return {c.name: (s, c) for s, c in self.communities}
 
     @cached_property
     def compounds(self) -> list[tuple[Street, Community, Compound]]:

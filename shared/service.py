@@ -1,6 +1,7 @@
 """Assembles a service: settings, broker, the batch subscriber, the relay, background tasks and the
-HTTP endpoints (/metrics, /healthz, /readyz). Every service reads the same way because this is the
-one place that wires them."""
+HTTP endpoints (/metrics, /healthz, /readyz), and, for a service with an HTTP API of its own, the
+app that serves both (``with_http``). Every service reads the same way because this is the one
+place that wires them."""
 
 from __future__ import annotations
 
@@ -14,9 +15,11 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
 
+import orjson
 import uvicorn
 from faststream import AckPolicy
 from faststream.asgi import AsgiFastStream, AsgiResponse, get
+from faststream.asgi.types import ASGIApp, Receive, Scope, Send
 from faststream.kafka.annotations import KafkaMessage
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from prometheus_client import generate_latest
@@ -24,12 +27,21 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from sqlalchemy import Table, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from shared import metrics
+from shared import housekeeping, metrics, tracing
 from shared.db import create_engine, migrate
 from shared.logs import configure_logging, get_logger
-from shared.messaging import BatchConsumer, BatchPipeline, BatchUnit, Decoded, OutboxRelay, Route, make_broker
+from shared.messaging import (
+    BatchConsumer,
+    BatchPipeline,
+    BatchUnit,
+    Decoded,
+    OutboxRelay,
+    Route,
+    make_broker,
+    prompt_batches,
+)
 from shared.settings import Settings
-from shared.topics import ensure_topics, existing_topics
+from shared.topics import ensure_topics
 
 log = get_logger(__name__)
 Task = Callable[["Service"], Coroutine[Any, Any, None]]
@@ -84,11 +96,19 @@ def build_service(
     strict_topics: Iterable[str],
     publishes: Iterable[str],
     tasks: Iterable[Task] = (),
-    unit: BatchUnit | None = None,
+    unit: BatchUnit[Any] | None = None,
     prepare_message: Callable[[Decoded], Any] | None = None,
     write_behind: bool = False,
+    remember_traces: bool = False,
+    prunable: Iterable[housekeeping.Prunable] = (),
 ) -> tuple[AsgiFastStream, Service]:
+    """``remember_traces``: the service's timers publish on behalf of orders, in the trace of the
+    first event it handled for each (``shared.tracing.TraceMemory``). ``prunable``: what the
+    housekeeping task prunes beside the inbox (``shared.housekeeping``)."""
     configure_logging(name, settings.log_level)
+    tracing.configure(name)  # spans exported only with OTEL_EXPORTER_OTLP_ENDPOINT; ids always
+    if remember_traces:
+        tracing.remember_traces()
     url = settings.database_url_for(name)
     engine = create_engine(url, settings.db_pool_size)
     broker = make_broker(settings, name)
@@ -112,9 +132,21 @@ def build_service(
         write_behind=write_behind,
     )
     pipeline = BatchPipeline(consumer)
-    svc = Service(name, settings, engine, consumer, relay, sorted(set(publishes)), list(tasks))
+    pruned = [housekeeping.inbox(inbox), *prunable]
 
-    @broker.subscriber(
+    async def prune(svc: Service) -> None:
+        await housekeeping.prune_forever(
+            name,
+            engine,
+            pruned,
+            after_days=settings.prune_after_days,
+            interval=settings.prune_interval_seconds,
+            batch=settings.prune_batch_rows,
+        )
+
+    svc = Service(name, settings, engine, consumer, relay, sorted(set(publishes)), [*tasks, prune])
+
+    subscriber = broker.subscriber(
         *consumer.topics,
         batch=True,
         group_id=f"whistle-{name}",
@@ -128,12 +160,15 @@ def build_service(
         parser=_parse_batch,
         decoder=_raw_batch,
     )
+
+    @prompt_batches(subscriber)
     async def on_batch(_: list[bytes], message: KafkaMessage) -> None:
         records = message.raw_message
         await pipeline.take(records if isinstance(records, tuple) else (records,), message.consumer)  # type: ignore[arg-type]
 
     async def prepare() -> None:
-        await migrate(name, url)
+        if settings.migrate_on_start:
+            await migrate(name, url)
         await ensure_topics(settings, [*consumer.topics, *svc.publishes])
         await relay.start()
 
@@ -158,6 +193,7 @@ def build_service(
         await asyncio.gather(*svc.running, return_exceptions=True)
         await relay.stop()
         await engine.dispose()
+        tracing.shutdown()  # the spans still buffered, exported
 
     @get
     async def metrics_endpoint(scope: Any) -> AsgiResponse:
@@ -169,15 +205,14 @@ def build_service(
 
     @get
     async def healthz(scope: Any) -> AsgiResponse:
-        return AsgiResponse(b'{"status": "ok"}', 200, headers={"content-type": "application/json"})
+        return _json({"status": "ok"}, 200)
 
     @get
     async def readyz(scope: Any) -> AsgiResponse:
         problems = await _readiness_problems(svc, broker)
         if problems:
-            body = ('{"status": "unready", "problems": ["' + '", "'.join(problems) + '"]}').encode()
-            return AsgiResponse(body, 503, headers={"content-type": "application/json"})
-        return AsgiResponse(b'{"status": "ready"}', 200, headers={"content-type": "application/json"})
+            return _json({"status": "unready", "problems": problems}, 503)
+        return _json({"status": "ready"}, 200)
 
     app = AsgiFastStream(
         broker,
@@ -187,6 +222,10 @@ def build_service(
         on_shutdown=[stop_tasks],
     )
     return app, svc
+
+
+def _json(body: dict[str, Any], status: int) -> AsgiResponse:
+    return AsgiResponse(orjson.dumps(body), status, headers={"content-type": "application/json"})
 
 
 async def _readiness_problems(svc: Service, broker: Any) -> list[str]:
@@ -201,20 +240,32 @@ async def _readiness_problems(svc: Service, broker: Any) -> list[str]:
         problems.append("broker unreachable")
     if not svc.relay.healthy:
         problems.append("outbox relay failing")
+    if svc.relay.held:
+        problems.append(
+            f"outbox relay holding events for topics the broker does not list: {sorted(svc.relay.held)}"
+        )
     if svc.stuck:
         problems.append(svc.stuck)
     return problems
 
 
-async def _watch_topics(svc: Service) -> None:
+WATCH_EVERY = 1.0  # seconds between two looks at the broker's topics
+
+
+async def _watch_topics(svc: Service, every: float = WATCH_EVERY) -> None:
     """A broker that lost its topics (an in-memory broker restarted) leaves group consumers looping
-    forever. Notice it, report unready, and exit so that a supervisor starts us afresh."""
+    forever. Notice it within a second, report unready, and exit so that a supervisor starts us
+    afresh (start-up creates the topics). One metadata request a look, on the relay's connection."""
     while True:
-        await asyncio.sleep(10)
+        await asyncio.sleep(every)
         try:
-            have = await existing_topics(svc.settings)
+            async with asyncio.timeout(5):
+                have = await svc.relay.broker_topics()
         except Exception:
-            continue  # unreachable is reported by /readyz; only a broker that answers can be wrong
+            # Unready in /readyz; the gauge lets an alert say why while no batch arrives.
+            metrics.BROKER_REACHABLE.labels(svc.name).set(0)
+            continue  # only a broker that answers can be wrong about the topics
+        metrics.BROKER_REACHABLE.labels(svc.name).set(1)
         missing = sorted(set(svc.consumer.topics) - have)
         if missing:
             svc.stuck = f"subscribed topics vanished from the broker: {missing}"
@@ -223,7 +274,32 @@ async def _watch_topics(svc: Service) -> None:
             return
 
 
-def run(app: AsgiFastStream, service: str, settings: Settings) -> None:
+class WithHttp:
+    """A service's app with an HTTP API of its own (``http``, e.g. FastAPI). Lifespan events and the
+    kit's exact paths (/metrics, /healthz, /readyz) go to the faststream app, which starts and stops
+    the service; every other HTTP request goes to ``http``. ``http``'s own lifespan is not run:
+    what it needs (engine, relay, settings) lives in the Service, which the faststream app starts,
+    and uvicorn serves no request before that start-up has completed."""
+
+    def __init__(self, app: AsgiFastStream, http: ASGIApp) -> None:
+        self.app, self.http = app, http
+        self.own = frozenset(path for path, _ in app.routes)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] not in self.own:
+            # What the request publishes continues its traceparent header's trace, or starts one.
+            with tracing.http_request(scope["headers"], scope["method"], scope["path"]):
+                await self.http(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
+
+def with_http(app: AsgiFastStream, http: ASGIApp) -> ASGIApp:
+    """``app`` (from ``build_service``) serving ``http`` beside its own endpoints; see ``WithHttp``."""
+    return WithHttp(app, http)
+
+
+def run(app: ASGIApp, service: str, settings: Settings) -> None:
     """Serve the app (broker and HTTP endpoints) until SIGINT/SIGTERM."""
     uvicorn.run(
         app,
@@ -232,13 +308,13 @@ def run(app: AsgiFastStream, service: str, settings: Settings) -> None:
         log_config=None,
         access_log=False,
         lifespan="on",
-        # uvloop: the event loop runs every socket read and write to the broker and the database;
-        # with uvloop's, intake took about a seventh less CPU per call.
+        # uvloop: the event loop runs every socket read and write to the broker and the database,
+        # and uvloop's costs less CPU per call (docs/performance.md).
         loop="uvloop",
     )
 
 
-def main(service: str, create_app: Callable[[Settings], tuple[AsgiFastStream, Service]]) -> None:
+def main(service: str, create_app: Callable[[Settings], tuple[ASGIApp, Service]]) -> None:
     """The body of every ``python -m services.<name>``."""
     from shared.settings import get_settings
 

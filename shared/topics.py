@@ -10,6 +10,7 @@ from aiokafka.errors import TopicAlreadyExistsError
 
 from shared import contract
 from shared.logs import get_logger
+from shared.messaging.kafka import client_options
 from shared.reference import Jurisdiction
 from shared.settings import Settings
 
@@ -31,13 +32,12 @@ def all_topics(jurisdiction: Jurisdiction) -> list[str]:
         contract.INTAKE_CONTACTS,
         contract.ESCALATION_COMMANDS,
         contract.DISPATCH_DEADLINES,
+        contract.ORDER_COMMANDS,
     ]
     return fixed + [contract.department_topic(d.code) for d in jurisdiction.departments]
 
 
 async def existing_topics(settings: Settings) -> set[str]:
-    from shared.messaging import client_options
-
     admin = AIOKafkaAdminClient(**client_options(settings), request_timeout_ms=10000)
     await admin.start()
     try:
@@ -48,8 +48,6 @@ async def existing_topics(settings: Settings) -> set[str]:
 
 async def ensure_topics(settings: Settings, names: Iterable[str]) -> list[str]:
     """Create the topics that do not exist yet; returns the ones created."""
-    from shared.messaging import client_options
-
     admin = AIOKafkaAdminClient(**client_options(settings), request_timeout_ms=10000)
     await admin.start()
     try:
@@ -73,8 +71,6 @@ async def ensure_topics(settings: Settings, names: Iterable[str]) -> list[str]:
 
 async def records_in(settings: Settings, topic: str) -> int:
     """How many records a topic holds now: end minus beginning offsets, over its partitions."""
-    from shared.messaging import client_options
-
     consumer = AIOKafkaConsumer(**client_options(settings))  # no group: reads offsets only
     await consumer.start()
     try:

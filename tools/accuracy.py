@@ -2,36 +2,83 @@
 
 Run from the repository root::
 
-    python -m tools.accuracy [--data tests/data/labelled_calls.jsonl] [--examples 3] [--folds 5]
+    python -m tools.accuracy [--data tests/data/labelled_calls.jsonl] [--examples 3] [--folds 5] [--curve]
+                             [--threshold 0.75] [--second-opinion 0.75] [--halves]
 
 The set is one JSON object a line: ``content`` (what the resident said), ``address`` (or null),
 the expected ``category`` code and the expected ``street``, ``community`` and ``compound`` names
-(null where the call does not say). Tagging is judged without the operator's hint
+(null where the call does not say), and optionally ``emergency`` (true: the order must be an
+emergency; false: it must not; absent: not judged) and ``request_type`` (the 诉求类型: inquiry, help,
+complaint, report or suggestion; absent: not judged). Tagging is judged without the operator's hint
 (``tag_category(content, None, ref, fallback=model)``) and placing without a location block
-(``place_order(None, address, content, ref)``): what the keywords, the classifier behind them and
-the place names achieve.
+(``place_order(None, address, content, ref, tag.focus)``): what the tagger, the classifier behind it
+and the place names achieve.
+
+A miss is either sent to triage (其他: a person decides) or to a wrong department, which costs more:
+the department returns it (退单) and it reaches the right desk later. ``--curve`` shows the calls
+tagged right, sent to triage and sent to a wrong desk over each of the tagger's two thresholds (the
+other at its default): TAG_THRESHOLD, below which an order goes to triage, and SECOND_OPINION, below
+which the classifier is asked too; and where a wrong desk, costing ``WRONG_DESK_COST`` triages,
+costs the least: how their defaults are chosen.
+
+``--halves`` reports a category development set in its two halves (``residents_halves``: of each
+category's calls in file order, the 1st, 3rd … tune, the 2nd, 4th … check), as the residents' set
+(``tests/data/dev_residents.jsonl``) is read: tuned on one half, judged on the other. Any file of
+the same format, a blind holdout among them, is judged with ``--data``.
 
 The classifier is never judged on calls it was trained on: when the set shares calls with the
 training examples (the labelled set does), it is cross-validated, each of ``--folds`` folds
 (call i in fold i % folds) tagged by a model trained on the examples minus that fold's calls.
 A set that shares none (the holdout set) is tagged by the model trained on all the examples.
+
+The request type is judged as intake tags it without the operator's type
+(``tag_request_type(content, category, ref, model)``), from the category the words and the classifier
+trained on all the examples give, and the request type model (cross-validated like the classifier
+on the calls it was trained on): overall, per type, and the confusions between types; on the
+labelled set, and on the two halves of the development set of request types (``--dev``, written
+blind by another hand): the tuning half, whose calls the cues were tuned on and the model is trained
+on, and the check half, never read. ``--types FILE`` judges a set labelled with request types only.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from services.intake.domain import place_order, tag_category
-from shared.classifier import DEFAULT_EXAMPLES, CategoryModel, Example, load_examples
+import typer
+
+from services.intake.domain import TAG_THRESHOLD, place_order, tag_category, tag_request_type
+from services.intake.tagging import SECOND_OPINION, WORDS_ALONE_THRESHOLD
+from shared.classifier import (
+    DEFAULT_EXAMPLES,
+    TYPE_EXAMPLES,
+    CategoryModel,
+    Example,
+    load_examples,
+    type_model,
+    with_phrases,
+)
+from shared.contract import REQUEST_TYPES
 from shared.reference import DEFAULT_JURISDICTION, Jurisdiction, load_jurisdiction
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_SET = ROOT / "tests" / "data" / "labelled_calls.jsonl"
+# A development set of request types (content and request_type), written blind by another hand: its
+# tuning half (the even calls of each type) was read and trained on, its check half never.
+DEV_TYPES = ROOT / "tests" / "data" / "dev_request_types.jsonl"
+# A development set of categories in residents' words (written blind, once a holdout): its tuning
+# half (the 1st, 3rd … call of each category) is read and tuned on, its check half is the figure to
+# trust (``residents_halves``). A blind holdout in the same format is measured with ``--data``.
+DEV_RESIDENTS = ROOT / "tests" / "data" / "dev_residents.jsonl"
 PLACE_LEVELS = ("street", "community", "compound")
+# A call sent to a wrong department costs this many calls sent to triage: the department's time,
+# its return (退单), and the delay before the right desk has it.
+WRONG_DESK_COST = 3
+CURVE = tuple(round(0.05 * i, 2) for i in range(20))
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +89,8 @@ class LabelledCall:
     street: str | None
     community: str | None
     compound: str | None
+    emergency: bool | None = None  # None: not judged
+    request_type: str | None = None  # None: not judged
 
     @property
     def place(self) -> tuple[str | None, str | None, str | None]:
@@ -59,8 +108,8 @@ def _optional_str(raw: dict[str, object], key: str, where: str) -> str | None:
     raise LabelledSetError(f"{where}: {key} must be a string or null, not {value!r}")
 
 
-def load_labelled(path: Path) -> list[LabelledCall]:
-    calls: list[LabelledCall] = []
+def _objects(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Each line of a set as a JSON object, with where it stands (for the error that names it)."""
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         if not line.strip():
             continue
@@ -71,11 +120,25 @@ def load_labelled(path: Path) -> list[LabelledCall]:
             raise LabelledSetError(f"{where}: {exc.msg}") from exc
         if not isinstance(raw, dict):
             raise LabelledSetError(f"{where}: not a JSON object")
+        yield where, raw
+
+
+def load_labelled(path: Path) -> list[LabelledCall]:
+    calls: list[LabelledCall] = []
+    for where, raw in _objects(path):
         content, category = raw.get("content"), raw.get("category")
         if not isinstance(content, str) or not content:
             raise LabelledSetError(f"{where}: content must be a non-empty string")
         if not isinstance(category, str) or not category:
             raise LabelledSetError(f"{where}: category must be a category code")
+        emergency = raw.get("emergency")
+        if emergency is not None and not isinstance(emergency, bool):
+            raise LabelledSetError(f"{where}: emergency must be true, false or absent, not {emergency!r}")
+        request_type = raw.get("request_type")
+        if request_type is not None and request_type not in REQUEST_TYPES:
+            raise LabelledSetError(
+                f"{where}: request_type must be one of {', '.join(REQUEST_TYPES)} or absent"
+            )
         calls.append(
             LabelledCall(
                 content=content,
@@ -84,6 +147,8 @@ def load_labelled(path: Path) -> list[LabelledCall]:
                 street=_optional_str(raw, "street", where),
                 community=_optional_str(raw, "community", where),
                 compound=_optional_str(raw, "compound", where),
+                emergency=emergency,
+                request_type=request_type,
             )
         )
     return calls
@@ -117,6 +182,15 @@ class Report:
     confusions: Counter[tuple[str, str]] = field(default_factory=Counter)  # (expected, got) -> count
     category_misses: list[CategoryMiss] = field(default_factory=list)
     place_misses: list[PlaceMiss] = field(default_factory=list)
+    emergencies: int = 0  # calls labelled emergency true
+    calm: int = 0  # calls labelled emergency false
+    missed_emergencies: list[str] = field(default_factory=list)  # labelled true, not an emergency
+    false_alarms: list[str] = field(default_factory=list)  # labelled false, made an emergency
+    unjudged_alarms: int = 0  # made an emergency, with no label either way
+    # confidence band (tenths) -> [right, sent to a department]: is the confidence a probability?
+    bands: dict[int, list[int]] = field(default_factory=dict)
+    # threshold, right, triage, wrong: over TAG_THRESHOLD, and over SECOND_OPINION
+    curves: dict[str, list[tuple[float, int, int, int]]] = field(default_factory=dict)
 
     @property
     def category_accuracy(self) -> float:
@@ -143,6 +217,30 @@ class Report:
     def level_accuracy(self, level: str) -> float:
         return self.level_right[level] / self.total if self.total else 0.0
 
+    def least_cost(self, name: str) -> float | None:
+        """The threshold of a curve where wrong desks (WRONG_DESK_COST each) and triage cost least;
+        ties: the lower threshold, which sends fewer calls to triage."""
+        curve = self.curves.get(name)
+        if not curve:
+            return None
+        return min(curve, key=lambda p: (WRONG_DESK_COST * p[3] + p[2], p[0]))[0]
+
+    def format_curves(self) -> list[str]:
+        lines: list[str] = []
+        for name, curve in self.curves.items():
+            best = self.least_cost(name)
+            lines += [
+                f"trade-off over {name} (a wrong desk costs {WRONG_DESK_COST} triages):",
+                f"  {name:>14}  right  triage  wrong desk  cost",
+            ]
+            for threshold, right, triage, wrong in curve:
+                cost = WRONG_DESK_COST * wrong + triage
+                lines.append(
+                    f"  {threshold:14.2f}  {right:5}  {triage:6}  {wrong:10}  {cost:4}"
+                    + ("  <- least cost" if threshold == best else "")
+                )
+        return lines
+
     def format(self, examples: int = 2) -> str:
         lines = [
             f"labelled calls: {self.total}",
@@ -160,12 +258,20 @@ class Report:
                 if self.folds
                 else "no classifier"
             ),
+            f"emergencies: {len(self.missed_emergencies)} of {self.emergencies} missed, "
+            f"{len(self.false_alarms)} false alarms of {self.calm} calm calls labelled; "
+            f"{self.unjudged_alarms} more made emergencies, unlabelled",
             f"placement accuracy (street, community and compound all right): {self.place_accuracy:.1%} "
             f"({self.place_right}/{self.total})",
             "  per level: "
             + ", ".join(
                 f"{level} {self.level_accuracy(level):.1%} ({self.level_right[level]}/{self.total})"
                 for level in PLACE_LEVELS
+            ),
+            "confidence of the calls sent to a department, and the share of them right: "
+            + ", ".join(
+                f"{band / 10:.1f}-{(band + 1) / 10:.1f} {right}/{sent}"
+                for band, (right, sent) in sorted(self.bands.items())
             ),
             "",
             "per category (right/total, commonest mistakes):",
@@ -190,6 +296,11 @@ class Report:
                 if shown[key] < examples:
                     shown[key] += 1
                     lines.append(f"  {miss.expected} -> {miss.got} ({miss.confidence:.2f}): {miss.content}")
+        if self.missed_emergencies or self.false_alarms:
+            lines += ["", "missed emergencies:"] + [f"  {c}" for c in self.missed_emergencies]
+            lines += ["false alarms:"] + [f"  {c}" for c in self.false_alarms]
+        if self.curves:
+            lines += ["", *self.format_curves()]
         if examples and self.place_misses:
             lines += ["", "placement misses (expected | placed | address | content):"]
             lines += [
@@ -203,32 +314,51 @@ def _place(place: tuple[str | None, str | None, str | None]) -> str:
     return "/".join(part or "-" for part in place)
 
 
-def fold_models(calls: list[LabelledCall], examples: list[Example], folds: int) -> list[CategoryModel]:
-    """Call i is tagged by model i % len(models), none of which was trained on it."""
+def fold_models(
+    calls: list[LabelledCall],
+    examples: list[Example],
+    folds: int,
+    make: Callable[[list[Example]], CategoryModel] = CategoryModel,
+) -> list[CategoryModel]:
+    """Call i is tagged by model i % len(models), none of which was trained on it; ``make`` builds
+    a model (the category classifier, or the request type model)."""
     contents = {call.content for call in calls}
     if not any(example.content in contents for example in examples):
-        return [CategoryModel(examples)]
+        return [make(examples)]
     models = []
     for fold in range(folds):
         held_out = {call.content for call in calls[fold::folds]}
-        models.append(CategoryModel([e for e in examples if e.content not in held_out]))
+        models.append(make([e for e in examples if e.content not in held_out]))
     return models
 
 
 def evaluate_calls(
-    calls: list[LabelledCall], ref: Jurisdiction, examples: list[Example] | None = None, folds: int = 5
+    calls: list[LabelledCall],
+    ref: Jurisdiction,
+    examples: list[Example] | None = None,
+    folds: int = 5,
+    threshold: float | None = None,
+    curve: bool = False,
+    second_opinion: float = SECOND_OPINION,
 ) -> Report:
-    """Keywords alone without ``examples``; with them, keywords and the classifier behind them."""
-    models = fold_models(calls, examples, folds) if examples else []
+    """Without ``examples`` the tagger alone; with them, the tagger and the classifier behind it.
+    ``curve``: also the right, triage and wrong desk at each threshold of CURVE, for each of the
+    two thresholds (the other at its value here)."""
+    models = (
+        [Remembered(m) for m in fold_models(calls, with_phrases(examples, ref), folds)] if examples else []
+    )
     report = Report(folds=len(models))
     for i, call in enumerate(calls):
+        model = models[i % len(models)] if models else None
         report.total += 1
-        keywords = tag_category(call.content, None, ref)
+        # The words alone at the threshold tuned for them (with no threshold given: tag_category's).
+        keywords = tag_category(call.content, None, ref, WORDS_ALONE_THRESHOLD if models else threshold)
         report.keyword_right += keywords.category.code == call.category
-        tag = tag_category(call.content, None, ref, fallback=models[i % len(models)]) if models else keywords
+        tag = tag_category(call.content, None, ref, threshold, model, second_opinion) if model else keywords
         counts = report.per_category.setdefault(call.category, [0, 0])
         counts[1] += 1
-        if tag.category.code == call.category:
+        right = tag.category.code == call.category
+        if right:
             report.category_right += 1
             counts[0] += 1
         else:
@@ -236,7 +366,21 @@ def evaluate_calls(
             report.category_misses.append(
                 CategoryMiss(call.category, tag.category.code, tag.confidence, call.content)
             )
-        placed = place_order(None, call.address, call.content, ref)
+        if tag.category.code != "other":
+            band = report.bands.setdefault(min(int(tag.confidence * 10), 9), [0, 0])
+            band[0] += right
+            band[1] += 1
+        if call.emergency is True:
+            report.emergencies += 1
+            if not tag.emergency:
+                report.missed_emergencies.append(call.content)
+        elif call.emergency is False:
+            report.calm += 1
+            if tag.emergency:
+                report.false_alarms.append(call.content)
+        elif tag.emergency:
+            report.unjudged_alarms += 1
+        placed = place_order(None, call.address, call.content, ref, tag.focus)
         got = (placed.street, placed.community, placed.compound)
         for level, expected, actual in zip(PLACE_LEVELS, call.place, got, strict=True):
             if expected == actual:
@@ -245,30 +389,236 @@ def evaluate_calls(
             report.place_right += 1
         else:
             report.place_misses.append(PlaceMiss(call.place, got, call.address, call.content))
+    if curve:
+        report.curves["TAG_THRESHOLD"] = trade_off(calls, ref, models, [(t, second_opinion) for t in CURVE])
+        if models:
+            at = TAG_THRESHOLD if threshold is None else threshold
+            report.curves["SECOND_OPINION"] = trade_off(calls, ref, models, [(at, t) for t in CURVE])
     return report
 
 
-def evaluate(path: Path, ref: Jurisdiction, examples: list[Example] | None = None, folds: int = 5) -> Report:
-    return evaluate_calls(load_labelled(path), ref, examples, folds)
+class Remembered:
+    """A fold's classifier, with its answer to each call kept: a curve asks again at every point."""
+
+    def __init__(self, model: CategoryModel) -> None:
+        self.model = model
+        self.answers: dict[str, dict[str, float]] = {}
+
+    def tempered(self, text: str) -> dict[str, float]:
+        answer = self.answers.get(text)
+        if answer is None:
+            answer = self.answers[text] = self.model.tempered(text)
+        return answer
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m tools.accuracy", description=__doc__.split("\n")[0])
-    parser.add_argument("--data", type=Path, default=DEFAULT_SET, help="the labelled set (JSON lines)")
-    parser.add_argument("--reference", type=Path, default=DEFAULT_JURISDICTION, help="reference data")
-    parser.add_argument("--examples", type=int, default=2, help="misses shown per confusion (0: none)")
-    parser.add_argument("--training", type=Path, default=DEFAULT_EXAMPLES, help="the classifier's examples")
-    parser.add_argument(
-        "--folds", type=int, default=5, help="cross-validation folds (sets it was trained on)"
-    )
-    parser.add_argument("--keywords-only", action="store_true", help="without the classifier")
-    args = parser.parse_args(argv)
-    if args.folds < 2:
-        parser.error("--folds must be at least 2")
-    examples = None if args.keywords_only else load_examples(args.training)
-    report = evaluate(args.data, load_jurisdiction(args.reference), examples, args.folds)
-    print(report.format(examples=args.examples))
+def trade_off(
+    calls: list[LabelledCall],
+    ref: Jurisdiction,
+    models: list[Remembered],
+    points: list[tuple[float, float]],
+) -> list[tuple[float, int, int, int]]:
+    """For each (threshold, second opinion), the calls tagged right, sent to triage, sent to a wrong
+    desk; each point named by the threshold that varies."""
+    varies = 0 if len({p[0] for p in points}) > 1 else 1
+    curve = []
+    for point in points:
+        right = triage = wrong = 0
+        for i, call in enumerate(calls):
+            model = models[i % len(models)] if models else None
+            got = tag_category(call.content, None, ref, point[0], model, point[1]).category.code
+            if got == call.category:
+                right += 1
+            elif got == "other":
+                triage += 1
+            else:
+                wrong += 1
+        curve.append((point[varies], right, triage, wrong))
+    return curve
+
+
+@dataclass
+class TypeReport:
+    """The request type tagger on the calls labelled with a type."""
+
+    total: int = 0
+    right: int = 0
+    per_type: dict[str, list[int]] = field(default_factory=dict)  # type -> [right, total]
+    confusions: Counter[tuple[str, str]] = field(default_factory=Counter)  # (expected, got) -> count
+    misses: list[tuple[str, str, str]] = field(default_factory=list)  # expected, got, content
+
+    @property
+    def accuracy(self) -> float:
+        return self.right / self.total if self.total else 0.0
+
+    def format(self, examples: int = 0) -> str:
+        lines = [f"request type accuracy: {self.accuracy:.1%} ({self.right}/{self.total})", "per type:"]
+        for kind in REQUEST_TYPES:
+            if kind in self.per_type:
+                right, total = self.per_type[kind]
+                wrong = ", ".join(f"{g} {n}" for (e, g), n in self.confusions.most_common() if e == kind)
+                lines.append(
+                    f"  {kind:<11} {right:>3}/{total:<3} {right / total:6.1%}"
+                    + (f"  -> {wrong}" if wrong else "")
+                )
+        header = "".join(f"{kind[:6]:>8}" for kind in REQUEST_TYPES)
+        lines += ["confusion (rows expected, columns tagged):", f"  {'':<11}{header}"]
+        for expected in REQUEST_TYPES:
+            row = [
+                self.per_type.get(expected, [0, 0])[0]
+                if got == expected
+                else self.confusions[(expected, got)]
+                for got in REQUEST_TYPES
+            ]
+            lines.append(f"  {expected:<11}" + "".join(f"{n:>8}" for n in row))
+        if examples:
+            shown: Counter[tuple[str, str]] = Counter()
+            lines.append(f"request type misses (up to {examples} per confusion):")
+            for miss in self.misses:
+                if shown[miss[:2]] < examples:
+                    shown[miss[:2]] += 1
+                    lines.append(f"  {miss[0]} -> {miss[1]}: {miss[2]}")
+        return "\n".join(lines)
+
+
+def load_typed(path: Path) -> list[LabelledCall]:
+    """A set labelled with request types only (the blind holdout): content and request_type a line;
+    the category is intake's own tag, as it would be live."""
+    calls: list[LabelledCall] = []
+    for where, raw in _objects(path):
+        content, request_type = raw.get("content"), raw.get("request_type")
+        if not isinstance(content, str) or not content:
+            raise LabelledSetError(f"{where}: content must be a non-empty string")
+        if request_type not in REQUEST_TYPES:
+            raise LabelledSetError(f"{where}: request_type must be one of {', '.join(REQUEST_TYPES)}")
+        calls.append(LabelledCall(content, None, "", None, None, None, request_type=request_type))
+    return calls
+
+
+def dev_halves(calls: list[LabelledCall]) -> tuple[list[LabelledCall], list[LabelledCall]]:
+    """The development set's tuning half and its check half: of each type's calls in file order,
+    the 1st, 3rd, 5th … tune, the 2nd, 4th … check."""
+    seen: Counter[str | None] = Counter()
+    tune: list[LabelledCall] = []
+    check: list[LabelledCall] = []
+    for call in calls:
+        (tune if seen[call.request_type] % 2 == 0 else check).append(call)
+        seen[call.request_type] += 1
+    return tune, check
+
+
+def residents_halves(calls: list[LabelledCall]) -> tuple[list[LabelledCall], list[LabelledCall]]:
+    """A category development set's tuning half and check half: of each category's calls in file
+    order, the 1st, 3rd, 5th … tune, the 2nd, 4th … check."""
+    seen: Counter[str] = Counter()
+    tune: list[LabelledCall] = []
+    check: list[LabelledCall] = []
+    for call in calls:
+        (tune if seen[call.category] % 2 == 0 else check).append(call)
+        seen[call.category] += 1
+    return tune, check
+
+
+def type_examples(labelled: Path = DEFAULT_SET, dev: Path = DEV_TYPES) -> list[Example]:
+    """What the request type model is trained on (shared/data/request_type_examples.jsonl): the
+    labelled set's calls and the development set's tuning half."""
+    calls = [c for c in load_labelled(labelled) if c.request_type] + dev_halves(load_typed(dev))[0]
+    return [Example(c.content, c.request_type) for c in calls if c.request_type]
+
+
+def evaluate_request_types(
+    calls: list[LabelledCall],
+    ref: Jurisdiction,
+    examples: list[Example] | None = None,
+    types: list[Example] | None = None,
+    folds: int = 5,
+) -> TypeReport:
+    """The request type of each call labelled with one, from the category intake would tag and,
+    with ``types``, the request type model trained on them (cross-validated over ``folds`` when the
+    calls are among them: never judged on a call it was trained on)."""
+    model = CategoryModel(with_phrases(examples, ref)) if examples else None
+    typers = fold_models(calls, types, folds, type_model) if types else []
+    report = TypeReport()
+    for i, call in enumerate(calls):
+        if call.request_type is None:
+            continue
+        category = tag_category(call.content, None, ref, fallback=model).category
+        got = tag_request_type(call.content, category, ref, typers[i % len(typers)] if typers else None)
+        report.total += 1
+        counts = report.per_type.setdefault(call.request_type, [0, 0])
+        counts[1] += 1
+        if got == call.request_type:
+            report.right += 1
+            counts[0] += 1
+        else:
+            report.confusions[(call.request_type, got)] += 1
+            report.misses.append((call.request_type, got, call.content))
+    return report
+
+
+def evaluate(
+    path: Path,
+    ref: Jurisdiction,
+    examples: list[Example] | None = None,
+    folds: int = 5,
+    threshold: float | None = None,
+    curve: bool = False,
+    second_opinion: float = SECOND_OPINION,
+) -> Report:
+    return evaluate_calls(load_labelled(path), ref, examples, folds, threshold, curve, second_opinion)
+
+
+app = typer.Typer(add_completion=False)
+
+
+@app.command()
+def main(
+    data: Path = typer.Option(DEFAULT_SET, help="the labelled set (JSON lines)"),
+    reference: Path = typer.Option(DEFAULT_JURISDICTION, help="reference data"),
+    examples: int = typer.Option(2, help="misses shown per confusion (0: none)"),
+    training: Path = typer.Option(DEFAULT_EXAMPLES, help="the classifier's examples"),
+    type_training: Path = typer.Option(TYPE_EXAMPLES, help="the request type model's examples"),
+    dev: Path = typer.Option(DEV_TYPES, help="the request types' development set (its two halves)"),
+    folds: int = typer.Option(5, min=2, help="cross-validation folds (sets it was trained on)"),
+    keywords_only: bool = typer.Option(False, "--keywords-only", help="without the classifier"),
+    threshold: float | None = typer.Option(
+        None, help="below it, triage (default: TAG_THRESHOLD, or WORDS_ALONE_THRESHOLD with --keywords-only)"
+    ),
+    second_opinion: float = typer.Option(SECOND_OPINION, help="below it, the classifier is asked too"),
+    curve: bool = typer.Option(False, "--curve", help="right, triage and wrong desk at each threshold"),
+    typed: Path | None = typer.Option(
+        None, "--types", help="instead: a set labelled with request types only (content, request_type)"
+    ),
+    in_halves: bool = typer.Option(
+        False, "--halves", help="the set's tuning and check halves (residents_halves) reported apart"
+    ),
+) -> None:
+    """How well intake tags and places what residents say: accuracy on a hand-labelled set of calls."""
+    model_examples = None if keywords_only else load_examples(training)
+    types = None if keywords_only else load_examples(type_training, "request_type")
+    ref = load_jurisdiction(reference)
+    if typed is not None:
+        typed_report = evaluate_request_types(load_typed(typed), ref, model_examples, types, folds)
+        typer.echo(typed_report.format(examples=examples))
+        return
+    if in_halves:
+        tune, check = residents_halves(load_labelled(data))
+        for name, calls in (("tuning half, read and tuned on", tune), ("check half", check)):
+            typer.echo(f"{data.name}, {name}:")
+            half = evaluate_calls(calls, ref, model_examples, folds, threshold, curve, second_opinion)
+            typer.echo(half.format(examples=examples) + "\n")
+        return
+    report = evaluate(data, ref, model_examples, folds, threshold, curve, second_opinion)
+    typer.echo(report.format(examples=examples))
+    labelled = evaluate_request_types(load_labelled(data), ref, model_examples, types, folds)
+    if labelled.total:
+        typer.echo("\n" + labelled.format(examples=examples))
+    if dev.exists():
+        tune, check = dev_halves(load_typed(dev))
+        halves = (("tuning half, read and trained on", tune), ("check half, never tuned on", check))
+        for name, calls in halves:
+            typer.echo(f"\nrequest types, development set, {name}:")
+            typer.echo(evaluate_request_types(calls, ref, model_examples, types, folds).format())
 
 
 if __name__ == "__main__":
-    main()
+    app()

@@ -7,10 +7,12 @@ departments, categories, duty list and time limits.
 
 from __future__ import annotations
 
-import argparse
-import json
+from copy import deepcopy
 from pathlib import Path
 from typing import Any
+
+import orjson
+import typer
 
 from shared.reference import DEFAULT_JURISDICTION, load_jurisdiction
 
@@ -27,13 +29,13 @@ def _label(i: int) -> str:
 
 
 def large_jurisdiction(copies: int, source: Path = DEFAULT_JURISDICTION) -> dict[str, Any]:
-    base: dict[str, Any] = json.loads(source.read_text(encoding="utf-8"))
+    base: dict[str, Any] = orjson.loads(source.read_bytes())
     load_jurisdiction(source)  # the source itself must be valid
     districts = []
     for i in range(copies):
         tag, suffix = _label(i), f"_{i}"
         for district in base["districts"]:
-            copy = json.loads(json.dumps(district, ensure_ascii=False))
+            copy = deepcopy(district)
             copy["code"] += suffix
             copy["name"] = f"{copy['name']}{tag}区"
             for street in copy["streets"]:
@@ -54,16 +56,20 @@ def large_jurisdiction(copies: int, source: Path = DEFAULT_JURISDICTION) -> dict
     return base | {"name": f"{base['name']} ×{copies} (synthetic)", "districts": districts}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--copies", type=int, default=12)
-    parser.add_argument("--out", type=Path, required=True)
-    args = parser.parse_args()
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(large_jurisdiction(args.copies), ensure_ascii=False), encoding="utf-8")
-    ref = load_jurisdiction(args.out)
-    print(f"{args.out}: {len(ref.places_by_grid)} grids, {len(ref.compounds)} compounds")
+app = typer.Typer(add_completion=False)
+
+
+@app.command()
+def main(
+    copies: int = typer.Option(12, min=1, help="copies of the sample's districts"),
+    out: Path = typer.Option(..., dir_okay=False, help="the JSON file to write"),
+) -> None:
+    """A large synthetic jurisdiction for benchmarks: the sample's districts copied N times."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(orjson.dumps(large_jurisdiction(copies)))
+    ref = load_jurisdiction(out)
+    typer.echo(f"{out}: {len(ref.places_by_grid)} grids, {len(ref.compounds)} compounds")
 
 
 if __name__ == "__main__":
-    main()
+    app()

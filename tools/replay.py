@@ -7,8 +7,9 @@ As fast as possible by default; with ``speed`` the gaps between the events' ``ti
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -46,7 +47,9 @@ class LogError(ValueError):
 
 
 def read_log(path: Path) -> Iterator[Record]:
-    with path.open(encoding="utf-8") as lines:
+    """The records of a log, plain or gzipped (``.gz``: the sample month is written so)."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8") as lines:
         for number, line in enumerate(lines, 1):
             if not line.strip():
                 continue
@@ -58,10 +61,15 @@ def read_log(path: Path) -> Iterator[Record]:
 
 
 async def publish(
-    settings: Settings, records: Iterable[Record], speed: float | None = None, retime: bool = False
+    settings: Settings,
+    records: Iterable[Record],
+    speed: float | None = None,
+    retime: bool = False,
+    progress: Callable[[int], None] | None = None,
 ) -> int:
     """Publish the records in order; returns how many were sent (all acknowledged, acks=all).
-    With ``retime`` each event's ``time`` becomes the moment it is sent (a live rehearsal)."""
+    With ``retime`` each event's ``time`` becomes the moment it is sent (a live rehearsal).
+    ``progress(sent)`` is told how many have been handed to the producer so far."""
     producer = AIOKafkaProducer(**client_options(settings), acks="all", linger_ms=5, enable_idempotence=False)
     await producer.start()
     sent = 0
@@ -81,6 +89,8 @@ async def publish(
             key = record.key.encode() if record.key else None
             pending.append(await producer.send(record.topic, record.value(retime), key=key, headers=HEADERS))
             sent += 1
+            if progress:
+                progress(sent)
         await asyncio.gather(*pending)
     finally:
         await producer.stop()

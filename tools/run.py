@@ -9,7 +9,9 @@ Time limits are short (seconds) so that the unanswered dispatches climb the ladd
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -30,6 +32,11 @@ DEMO_ENV = {
         '{"emergency": {"accept": "PT8S", "resolve": "PT60S"},'
         ' "urgent": {"accept": "PT10S", "resolve": "PT90S"},'
         ' "normal": {"accept": "PT12S", "resolve": "PT120S"}}'
+    ),
+    # A normal order's time to resolve by its request type, as short as the normal limit above.
+    "REQUEST_TYPE_TIME_LIMITS": (
+        '{"inquiry": "PT120S", "help": "PT120S", "suggestion": "PT120S",'
+        ' "complaint": "PT120S", "report": "PT120S"}'
     ),
     "TIMER_INTERVAL_SECONDS": "0.25",
 }
@@ -94,16 +101,33 @@ def show(s: Summary, seconds: float) -> None:
         console.print(f"[yellow]{s.open_orders} orders still open when the run ended[/yellow]")
 
 
-def main(log: Path = SAMPLE, speed: float = 600, timeout: float = 240) -> int:
+def show_console(stack: Stack) -> None:
+    """Where the console is, with the demo's sign-in keys (development keys, in clear)."""
+    keys = json.loads((stack.home / "api-keys.json").read_text(encoding="utf-8"))
+    base = f"http://127.0.0.1:{stack.port('api')}"
+    console.rule("[bold]The console")
+    console.print(f"centre's board: {base}/console/  (sign in with the centre's key: {keys['centre']})")
+    console.print(f"a department's inbox: the same page with {keys['department:heat']} (热力公司)")
+    console.print(f"the public board: {base}/public/")
+    console.print("the stack stays up for the console; Ctrl-C stops it")
+
+
+def main(log: Path = SAMPLE, speed: float = 600, timeout: float = 240, keep: bool | None = None) -> int:
+    """``keep``: leave the stack up for the console after the summary, until Ctrl-C (by default
+    when run from a terminal, so that a script's ``make run`` still ends)."""
     stack = demo_stack()
     started = time.monotonic()
     try:
-        console.print("starting the demo stack (broker, databases, four services) ...")
+        console.print("starting the demo stack (broker, databases, five services) ...")
         stack.down()
         stack.reset_databases()
         stack.up()
         result = asyncio.run(play(stack, list(read_log(log)), speed, timeout))
         show(result, time.monotonic() - started)
+        if keep if keep is not None else sys.stdin.isatty():
+            show_console(stack)
+            while True:
+                time.sleep(3600)  # until Ctrl-C: the services run in their own processes
         return 0 if not result.open_orders else 1
     except KeyboardInterrupt:
         console.print("interrupted; stopping the demo stack")

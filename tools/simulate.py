@@ -39,6 +39,7 @@ class Simulator:
     counts: Counter[str] = field(default_factory=Counter)
     _dissatisfied: set[str] = field(default_factory=set)
     _cancelled: set[str] = field(default_factory=set)
+    _seen: set[str] = field(default_factory=set)  # event ids: one event delivered twice is one event
 
     async def run(self, stop: asyncio.Event) -> None:
         consumer = make_consumer(
@@ -55,6 +56,9 @@ class Simulator:
                 for records in batches.values():
                     for record in records:
                         event = orjson.loads(record.value)
+                        if event["id"] in self._seen:
+                            continue  # a repeat (the contract allows them): a department acts once
+                        self._seen.add(event["id"])
                         task = asyncio.create_task(self._react(producer, record.topic, event))
                         tasks.add(task)
                         task.add_done_callback(tasks.discard)

@@ -12,6 +12,9 @@ from shared.service import Service, build_service
 from shared.settings import Settings
 
 from . import handlers, store
+from .rates import publish_rates
+from .routing import Policy
+from .unit import DispatchUnit
 
 NAME = "dispatch"
 
@@ -23,14 +26,14 @@ def create_app(settings: Settings) -> tuple[AsgiFastStream, Service]:
         settings,
         inbox=store.Inbox.__table__,  # type: ignore[arg-type]
         outbox=store.Outbox.__table__,  # type: ignore[arg-type]
-        routes=handlers.routes(ref, settings),
-        strict_topics=[contract.DISPATCH_RESPONSES, contract.FEEDBACK],
+        routes=handlers.routes(Policy.of(ref, settings)),
+        strict_topics=[contract.DISPATCH_RESPONSES, contract.FEEDBACK, contract.ORDER_COMMANDS],
         publishes=[
             contract.WORKORDER_EVENTS,
             contract.DISPATCH_DEADLINES,
             contract.DEADLETTER,
             *(contract.department_topic(d.code) for d in ref.departments),
         ],
-        tasks=[handlers.publish_rates],
-        unit=handlers.DispatchUnit(timedelta(minutes=settings.cluster_window_minutes)),
+        tasks=[publish_rates],
+        unit=DispatchUnit(timedelta(minutes=settings.cluster_window_minutes)),
     )

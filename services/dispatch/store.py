@@ -26,6 +26,9 @@ from sqlalchemy.orm import Mapped, mapped_column
 from shared.db import Base, bulk_insert, json_keys, keys_table, service_metadata
 from shared.messaging import InboxRow, OutboxRow
 
+from . import domain
+from .dispatches import Dispatch as DispatchState
+
 
 class Model(Base):
     __abstract__ = True
@@ -60,8 +63,12 @@ class Order(Model):
     contact: Mapped[dict[str, Any] | None] = mapped_column(JSONB)  # masked only
     reopen_count: Mapped[int] = mapped_column(Integer, default=0)
     satisfaction: Mapped[str | None] = mapped_column(String(24))  # the resident's last answer
+    feedback_by: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    request_type: Mapped[str | None] = mapped_column(String(16))  # null: opened before types
+    closure: Mapped[str | None] = mapped_column(String(24))  # how it closed: answered_directly, rated …
     opened_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # The rates' window (the last 30 days) by index, not the whole history.
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
 
 
 class Dispatch(Model):
@@ -76,10 +83,14 @@ class Dispatch(Model):
     status: Mapped[str] = mapped_column(String(16))  # assigned, accepted, resolved, rejected, cancelled
     accept_by: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     resolve_by: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)  # the rates' window
     accepted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     extended: Mapped[bool] = mapped_column(Boolean, default=False)
+    # 派单异议审核: a return put to the centre's review (kept once decided).
+    returned_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    return_reason: Mapped[str | None] = mapped_column(String(32))
+    review_by: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class Cluster(Model):
@@ -109,28 +120,31 @@ class History(Model):
 
 
 # The hot path's statements, built once (constructing them per message costs more than the query).
+_INSERT_ORDER_COLUMNS = (
+    "id",
+    "status",
+    "level",
+    "source",
+    "category",
+    "category_name",
+    "urgency",
+    "street",
+    "community",
+    "grid",
+    "property_company",
+    "summary",
+    "address",
+    "location",
+    "contact",
+    "reopen_count",
+    "request_type",
+    "closure",
+    "opened_at",
+    "updated_at",
+)
 _INSERT_ORDERS = bulk_insert(
     Order.__table__,  # type: ignore[arg-type]
-    (
-        "id",
-        "status",
-        "level",
-        "source",
-        "category",
-        "category_name",
-        "urgency",
-        "street",
-        "community",
-        "grid",
-        "property_company",
-        "summary",
-        "address",
-        "location",
-        "contact",
-        "reopen_count",
-        "opened_at",
-        "updated_at",
-    ),
+    _INSERT_ORDER_COLUMNS,
     "ON CONFLICT DO NOTHING",
 )
 _INSERT_DISPATCHES = bulk_insert(
@@ -147,6 +161,9 @@ _INSERT_DISPATCHES = bulk_insert(
         "resolve_by",
         "created_at",
         "extended",
+        "returned_at",
+        "return_reason",
+        "review_by",
     ),
 )
 _INSERT_HISTORY = bulk_insert(
@@ -155,59 +172,91 @@ _INSERT_HISTORY = bulk_insert(
 )
 
 
-async def lock_order(conn: AsyncConnection, order_id: str) -> Row[Any] | None:
-    """The order row, locked: one order's changes apply one at a time, whatever topic they came from."""
-    stmt = select(Order).where(Order.id == order_id).with_for_update()
-    return (await conn.execute(stmt)).first()
+async def load(conn: AsyncConnection, order_id: str) -> domain.Order | None:
+    """The order with its dispatches, locked: one order's changes apply one at a time, whatever
+    topic they came from."""
+    row = (await conn.execute(select(Order).where(Order.id == order_id).with_for_update())).first()
+    if row is None:
+        return None
+    rows = (await conn.execute(select(Dispatch).where(Dispatch.work_order_id == order_id))).all()
+    dispatches = [DispatchState(**r._mapping) for r in rows]
+    dispatches.sort(key=lambda d: int(d.id.rsplit("-D", 1)[1]))  # in the order they were made
+    order = domain.Order(**row._mapping, dispatches=dispatches)
+    order.loaded = _changing(order)
+    return order
 
 
-async def update_order(conn: AsyncConnection, order_id: str, **values: Any) -> None:
-    await conn.execute(update(Order).where(Order.id == order_id).values(**values))
+def _changing(order: domain.Order) -> dict[str, Any]:
+    """The columns of an order's row that commands change (改派 re-tags and re-places it)."""
+    return {
+        "status": order.status,
+        "level": order.level,
+        "category": order.category,
+        "category_name": order.category_name,
+        "street": order.street,
+        "community": order.community,
+        "grid": order.grid,
+        "property_company": order.property_company,
+        "reopen_count": order.reopen_count,
+        "satisfaction": order.satisfaction,
+        "feedback_by": order.feedback_by,
+        "closure": order.closure,
+        "updated_at": order.updated_at,
+    }
 
 
-async def get_dispatch(conn: AsyncConnection, dispatch_id: str) -> Row[Any] | None:
-    return (await conn.execute(select(Dispatch).where(Dispatch.id == dispatch_id))).first()
+async def order_of(conn: AsyncConnection, dispatch_id: str) -> str | None:
+    """The order a dispatch belongs to."""
+    stmt = select(Dispatch.work_order_id).where(Dispatch.id == dispatch_id)
+    return (await conn.execute(stmt)).scalar_one_or_none()
 
 
-async def open_dispatches(conn: AsyncConnection, order_id: str) -> list[Row[Any]]:
-    stmt = select(Dispatch).where(
-        Dispatch.work_order_id == order_id, Dispatch.status.in_(("assigned", "accepted"))
-    )
-    return list((await conn.execute(stmt)).all())
+async def save(conn: AsyncConnection, order: domain.Order) -> None:
+    """What a command changed: the order's row, its dispatches, and its history."""
+    changes = _changing(order)
+    if changes != order.loaded:
+        await conn.execute(update(Order).where(Order.id == order.id).values(**changes))
+    for d in order.dispatches:
+        if d.changed and not d.new:
+            values = {
+                "status": d.status,
+                "accepted_at": d.accepted_at,
+                "resolved_at": d.resolved_at,
+                "accept_by": d.accept_by,
+                "resolve_by": d.resolve_by,
+                "extended": d.extended,
+                "returned_at": d.returned_at,
+                "return_reason": d.return_reason,
+                "review_by": d.review_by,
+            }
+            await conn.execute(update(Dispatch).where(Dispatch.id == d.id).values(**values))
+    await _INSERT_DISPATCHES.execute(conn, [d.row() for d in order.dispatches if d.new])
+    await _INSERT_HISTORY.execute(conn, history_rows(order))
 
 
-async def set_dispatch_status(conn: AsyncConnection, dispatch_id: str, status: str, **values: Any) -> None:
-    await conn.execute(update(Dispatch).where(Dispatch.id == dispatch_id).values(status=status, **values))
+def order_row(order: domain.Order) -> dict[str, Any]:
+    """A new order's row, for the batch's insert."""
+    return {c: getattr(order, c) for c in _INSERT_ORDER_COLUMNS}
 
 
-async def attempts_by_department(conn: AsyncConnection, order_id: str) -> dict[str, int]:
-    stmt = (
-        select(Dispatch.department, func.count())
-        .where(Dispatch.work_order_id == order_id)
-        .group_by(Dispatch.department)
-    )
-    return {dept: n for dept, n in (await conn.execute(stmt)).all()}
-
-
-async def add_dispatches(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
-    await _INSERT_DISPATCHES.execute(conn, rows)
-
-
-async def record(conn: AsyncConnection, **values: Any) -> None:
-    await _INSERT_HISTORY.execute(conn, [values])
+def history_rows(order: domain.Order) -> list[dict[str, Any]]:
+    return [
+        {
+            "work_order_id": order.id,
+            "at": order.at,
+            "event": e.event,
+            "status": e.status,
+            "level": e.level,
+            "caused_by": order.cause,
+            "detail": e.detail,
+        }
+        for e in order.history
+    ]
 
 
 async def timeline(conn: AsyncConnection, order_id: str) -> list[Row[Any]]:
     stmt = select(History).where(History.work_order_id == order_id).order_by(History.id)
     return list((await conn.execute(stmt)).all())
-
-
-async def returned_by(conn: AsyncConnection, order_id: str) -> frozenset[str]:
-    """Departments that returned (退单) this order."""
-    stmt = select(Dispatch.department).where(
-        Dispatch.work_order_id == order_id, Dispatch.status == "rejected"
-    )
-    return frozenset(row[0] for row in await conn.execute(stmt))
 
 
 async def note_cluster(conn: AsyncConnection, community: str, category: str, at: datetime) -> None:
@@ -235,6 +284,15 @@ _RATES_BY_COMMUNITY = text("""
     FROM dispatches d JOIN orders o ON o.id = d.work_order_id
     WHERE d.created_at > now() - interval '30 days' GROUP BY 1
 """)
+_RATES_BY_REQUEST_TYPE = text("""
+    SELECT coalesce(o.request_type, 'unknown'),
+           count(*),
+           count(*) FILTER (WHERE d.accepted_at IS NOT NULL AND d.accepted_at <= d.accept_by),
+           count(*) FILTER (WHERE d.role = 'lead' AND (d.status = 'resolved' OR d.resolve_by <= now())),
+           count(*) FILTER (WHERE d.role = 'lead' AND d.status = 'resolved' AND d.resolved_at <= d.resolve_by)
+    FROM dispatches d JOIN orders o ON o.id = d.work_order_id
+    WHERE d.created_at > now() - interval '30 days' GROUP BY 1
+""")
 _SATISFACTION_BY_DEPARTMENT = text("""
     SELECT d.department, count(*),
            count(*) FILTER (WHERE o.satisfaction IN ('satisfied', 'basically_satisfied'))
@@ -246,6 +304,11 @@ _SATISFACTION_BY_COMMUNITY = text("""
            count(*) FILTER (WHERE satisfaction IN ('satisfied', 'basically_satisfied'))
     FROM orders WHERE satisfaction IS NOT NULL AND updated_at > now() - interval '30 days' GROUP BY 1
 """)
+_SATISFACTION_BY_REQUEST_TYPE = text("""
+    SELECT coalesce(request_type, 'unknown'), count(*),
+           count(*) FILTER (WHERE satisfaction IN ('satisfied', 'basically_satisfied'))
+    FROM orders WHERE satisfaction IS NOT NULL AND updated_at > now() - interval '30 days' GROUP BY 1
+""")
 
 
 async def rate_counts(conn: AsyncConnection) -> dict[str, list[tuple[Any, ...]]]:
@@ -254,6 +317,8 @@ async def rate_counts(conn: AsyncConnection) -> dict[str, list[tuple[Any, ...]]]
         "community": [tuple(r) for r in await conn.execute(_RATES_BY_COMMUNITY)],
         "department_satisfaction": [tuple(r) for r in await conn.execute(_SATISFACTION_BY_DEPARTMENT)],
         "community_satisfaction": [tuple(r) for r in await conn.execute(_SATISFACTION_BY_COMMUNITY)],
+        "request_type": [tuple(r) for r in await conn.execute(_RATES_BY_REQUEST_TYPE)],
+        "request_type_satisfaction": [tuple(r) for r in await conn.execute(_SATISFACTION_BY_REQUEST_TYPE)],
     }
 
 

@@ -10,7 +10,7 @@ from shared.reference import calendars_of, load_jurisdiction
 from shared.service import Service, build_service
 from shared.settings import Settings
 
-from . import handlers, store
+from . import handlers, store, timers
 
 NAME = "escalation"
 
@@ -30,6 +30,8 @@ def create_app(settings: Settings) -> tuple[AsgiFastStream, Service]:
             contract.DEADLETTER,
             *(contract.department_topic(d.code) for d in ref.departments),
         ],
-        tasks=[handlers.fire_due],
+        tasks=[timers.fire_due],
+        remember_traces=True,  # its timers publish in the trace of the order's call
         unit=BusinessClock(),
+        prunable=store.PRUNABLE,
     )

@@ -5,14 +5,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Boolean, DateTime, String, func, select, text, update
+from sqlalchemy import Boolean, DateTime, Index, String, func, select, text, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.clock import BusinessClockRow
 from shared.db import Base, bulk_insert, service_metadata
+from shared.housekeeping import Prunable
 from shared.messaging import InboxRow, OutboxRow
+
+from .domain import DueClock
 
 
 class Model(Base):
@@ -46,10 +49,21 @@ class Clock(Model):
     state: Mapped[str] = mapped_column(String(8), default="open")  # open, fired, stopped
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
+    # The clock loop reads the open clocks alone, however many have ended (a year's are millions);
+    # the ended ones are pruned by age (PRUNABLE).
+    __table_args__ = (
+        Index("ix_clocks_open_due_at", "due_at", postgresql_where=text("state = 'open'")),
+        Index("ix_clocks_ended", "updated_at", postgresql_where=text("state <> 'open'")),
+    )
+
 
 class BusinessClock(BusinessClockRow, Model):
     __tablename__ = "business_clock"
 
+
+# Ended clocks, once past the redelivery horizon (shared/housekeeping.py): a clock made again by a
+# redelivered event would be dropped by its id (start), so they go no sooner than the inbox's ids.
+PRUNABLE = (Prunable("clocks", "updated_at", "state <> 'open'"),)
 
 # Due work, claimed so that replicas never fire the same clock twice.
 _DUE = text(
@@ -83,6 +97,19 @@ async def start(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
     await _START.execute(conn, rows)
 
 
+_RESTART = bulk_insert(
+    Clock.__table__,  # type: ignore[arg-type]
+    _START.columns,
+    "ON CONFLICT (id) DO UPDATE SET state = 'open', started_at = excluded.started_at, "
+    "due_at = excluded.due_at, remind_at = excluded.remind_at, reminded = false, updated_at = now()",
+)
+
+
+async def restart(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
+    """Clocks run again from the start to new deadlines (a return refused: the dispatch is back)."""
+    await _RESTART.execute(conn, rows)
+
+
 async def stop(
     conn: AsyncConnection, work_order_id: str, *, kind: str | None = None, dispatch_id: str | None = None
 ) -> None:
@@ -107,8 +134,22 @@ async def get(conn: AsyncConnection, clock_id: str) -> Row[Any] | None:
     return (await conn.execute(select(Clock).where(Clock.id == clock_id))).first()
 
 
-async def claim_due(conn: AsyncConnection, now: datetime, limit: int = 200) -> list[Row[Any]]:
-    return list((await conn.execute(_DUE, {"now": now, "n": limit})).all())
+async def claim_due(conn: AsyncConnection, now: datetime, limit: int = 200) -> list[DueClock]:
+    rows = (await conn.execute(_DUE, {"now": now, "n": limit})).all()
+    return [
+        DueClock(
+            id=r.id,
+            work_order_id=r.work_order_id,
+            dispatch_id=r.dispatch_id,
+            department=r.department,
+            level=r.level,
+            area=r.area,
+            kind=r.kind,
+            due_at=r.due_at,
+            remind_at=r.remind_at,
+        )
+        for r in rows
+    ]
 
 
 async def mark(conn: AsyncConnection, clock_id: str, **values: Any) -> None:

@@ -10,13 +10,14 @@ from shared.service import Service, build_service
 from shared.settings import Settings
 
 from . import handlers, store
+from .unit import IntakeUnit
 
 NAME = "intake"
 
 
 def create_app(settings: Settings) -> tuple[AsgiFastStream, Service]:
     ref = load_jurisdiction(settings.jurisdiction_file)
-    unit = handlers.IntakeUnit(ref, settings)
+    unit = IntakeUnit(ref, settings)
     return build_service(
         NAME,
         settings,

@@ -1,46 +1,44 @@
-"""Intake's pure rules: from a call or a grid report to a tagged, placed work order. No I/O."""
+"""Intake's pure rules: from a call or a grid report to a tagged, placed work order; the status it
+starts in; merging repeats (并单); cluster alerts (工单预警). No I/O."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from shared.classifier import CategoryModel
-from shared.contract import GridReport, HotlineCall, Level, Location, MaskedContact, OrderOpened, Urgency
+from shared.contract import (
+    GridReport,
+    HotlineCall,
+    Level,
+    MaskedContact,
+    OrderOpened,
+    RequestType,
+    Urgency,
+)
 from shared.pii import mask_name, mask_phone, mask_phones_in_text
-from shared.reference import Category, Jurisdiction, Locality, initial_level
+from shared.reference import Category, Jurisdiction, initial_level
+
+# Tagging and placing have modules of their own (tagging.py, placing.py); their names are intake's
+# domain all the same, re-exported here.
+from .placing import Place as Place
+from .placing import place_order as place_order
+from .request_types import request_type_of as request_type_of
+from .request_types import tag_request_type as tag_request_type
+from .tagging import FALLBACK_THRESHOLD as FALLBACK_THRESHOLD
+from .tagging import TAG_THRESHOLD as TAG_THRESHOLD
+from .tagging import Tag as Tag
+from .tagging import is_dangerous as is_dangerous
+from .tagging import tag_category as tag_category
 
 SUMMARY_CHARS = 200
-TAG_THRESHOLD = 0.4
-# The classifier's own bar (its tempered posterior), set by cross-validation on the labelled set:
-# lower sends more calls to a wrong desk than it saves from triage.
-FALLBACK_THRESHOLD = 0.5
 
 
 # The value objects made for every call (Tag, Place, NewOrder, OpenOrder) are plain slots
 # dataclasses, treated as immutable but not frozen: a frozen dataclass sets each field through
 # object.__setattr__, four times the cost of its construction, on every call intake takes.
-@dataclass(slots=True)
-class Tag:
-    category: Category
-    confidence: float
-
-
-@dataclass(slots=True)
-class Place:
-    street: str | None = None
-    community: str | None = None
-    grid: str | None = None
-    compound: str | None = None
-    property_company: str | None = None
-
-    @property
-    def placed(self) -> bool:
-        return self.community is not None
-
-
 @dataclass(slots=True)
 class NewOrder:
     work_order_id: str
@@ -57,7 +55,14 @@ class NewOrder:
     location: dict[str, object] | None
     caller_name: str | None
     caller_phone: str | None
+    request_type: RequestType = "help"
     closed_on_site: bool = False
+    answer: str | None = None  # 直接答复 (masked): recorded, and closed by dispatch at once
+
+    @property
+    def is_open(self) -> bool:
+        """Open to be worked on, and to absorb repeats: not fixed on the spot nor answered on the call."""
+        return not self.closed_on_site and self.answer is None
 
     @property
     def level(self) -> Level:
@@ -79,83 +84,14 @@ class NewOrder:
             property_company=self.place.property_company,
             urgency=self.urgency,
             contact=self.masked_contact(),
+            request_type=self.request_type,
+            answer=self.answer,
         )
 
     def masked_contact(self) -> dict[str, Any] | None:
         if not (self.caller_name or self.caller_phone):
             return None
         return MaskedContact.trusted(name=mask_name(self.caller_name), phone=mask_phone(self.caller_phone))
-
-
-def tag_category(
-    text: str,
-    hint: str | None,
-    ref: Jurisdiction,
-    threshold: float = TAG_THRESHOLD,
-    fallback: CategoryModel | None = None,
-) -> Tag:
-    """The operator's hint wins when it names a known category; otherwise the keywords in the text.
-
-    One pass over the text finds every keyword (leftmost-longest); a category scores the length of
-    its phrases found, so 暖气不热 outweighs a passing 楼道. The confidence is the winner's share of
-    all scores; below ``threshold`` the order is 其他 and goes to triage rather than a wrong desk.
-    Only then is the ``fallback`` classifier asked (the confident path never pays for it); its
-    answer counts at ``FALLBACK_THRESHOLD`` or above, with its posterior as the confidence.
-    """
-    if hint:
-        hinted = ref.find_category(hint)
-        if hinted is not None:
-            return Tag(hinted, 1.0)
-    scores: dict[str, int] = {}
-    for phrase, codes in ref.keyword_index.find(text):
-        for code in codes:  # each once (keyword_index)
-            scores[code] = scores.get(code, 0) + len(phrase)
-    best = max(scores, key=scores.__getitem__) if scores else "other"  # ties: the one mentioned first
-    confidence = scores[best] / sum(scores.values()) if scores else 0.0
-    if confidence >= threshold:
-        return Tag(ref.category_by_code[best], confidence)
-    if fallback is not None:
-        code, probability = fallback.classify(text)
-        guessed = ref.category_by_code.get(code)
-        if guessed is not None and probability >= FALLBACK_THRESHOLD:
-            return Tag(guessed, probability)
-    return Tag(ref.category_by_code["other"], confidence)
-
-
-def is_dangerous(text: str, category: Category) -> bool:
-    """Danger words of the problem at hand (a gas smell in a gas call); the same word in another
-    kind of complaint ("怕着火" in a parking call) is colour, not an emergency."""
-    return any(word in text for word in category.danger_keywords)
-
-
-def place_order(location: Location | None, address: str | None, text: str, ref: Jurisdiction) -> Place:
-    """Explicit location fields win when they name a known grid or community. Then the names found
-    in the address, then in the text (one pass each, longest name first, so that 墨翠府社区 is the
-    community and not the compound 墨翠府): a compound gives the grid, a community or a street what
-    it can. What cannot be placed stays unplaced, never guessed."""
-    if location and location.grid and location.grid in ref.places_by_grid:
-        street, community, grid = ref.places_by_grid[location.grid]
-        return Place(street.name, community.name, grid.code)
-    named = None
-    if location and location.community:
-        named = next((c for _, c in ref.communities if location.community in (c.name, *c.aliases)), None)
-    found: list[Locality] = []
-    for part in (address, text):
-        found += [loc for _, locs in ref.place_index.find(part or "") for loc in locs]
-    if named is not None:
-        found = [loc for loc in found if loc.community is named] or [
-            Locality(next(s for s, c in ref.communities if c is named), named, None)
-        ]
-    for loc in found:
-        if loc.compound is not None and loc.community is not None:
-            k = loc.compound
-            return Place(loc.street.name, loc.community.name, k.grid, k.name, k.property_company)
-    for loc in found:
-        if loc.community is not None:
-            return Place(loc.street.name, loc.community.name)
-    for loc in found:
-        return Place(street=loc.street.name)
-    return Place()
 
 
 def summarise(text: str) -> str:
@@ -168,12 +104,13 @@ def order_from_call(
     event_id: str,
     time: datetime,
     ref: Jurisdiction,
-    threshold: float = TAG_THRESHOLD,
+    threshold: float | None = None,  # tag_category's default: by whether there is a classifier
     fallback: CategoryModel | None = None,
+    type_model: CategoryModel | None = None,
 ) -> NewOrder:
     tag = tag_category(call.content, call.category_hint, ref, threshold, fallback)
-    place = place_order(call.location, call.address, call.content, ref)
-    urgency: Urgency = "emergency" if is_dangerous(call.content, tag.category) else call.urgency
+    place = place_order(call.location, call.address, call.content, ref, tag.focus)
+    urgency: Urgency = "emergency" if tag.emergency else call.urgency
     return NewOrder(
         work_order_id=f"WO-H-{call.call_id}",
         source="hotline",
@@ -189,6 +126,9 @@ def order_from_call(
         location=call.location.model_dump(exclude_none=True) if call.location else None,
         caller_name=call.caller.name if call.caller else None,
         caller_phone=call.caller.phone if call.caller else None,
+        request_type=request_type_of(call.request_type, call.content, tag.category, ref, type_model),
+        # Masked here, where it leaves intake, as the summary is: it is published as the result.
+        answer=mask_phones_in_text(call.answer) if call.answered_directly and call.answer else None,
     )
 
 
@@ -206,7 +146,7 @@ def order_from_report(report: GridReport, event_id: str, time: datetime, ref: Ju
     found = place_order(None, report.address, report.description, ref)
     compound = found if found.grid == grid.code else Place()
     place = Place(street.name, community.name, grid.code, compound.compound, compound.property_company)
-    urgency: Urgency = "emergency" if is_dangerous(report.description, category) else report.urgency
+    urgency: Urgency = "emergency" if is_dangerous(report.description, category, ref) else report.urgency
     return NewOrder(
         work_order_id=f"WO-G-{report.report_id}",
         source="grid",
@@ -222,11 +162,38 @@ def order_from_report(report: GridReport, event_id: str, time: datetime, ref: Ju
         location={"street": street.name, "community": community.name, "grid": grid.code},
         caller_name=None,
         caller_phone=None,
+        request_type=grid_request_type(category),
         closed_on_site=report.handled_on_site,
     )
 
 
+def grid_request_type(category: Category) -> RequestType:
+    """A grid worker's finding: a report (举报) where its category is a breach of rules (违建, 违停,
+    a fire hazard), help otherwise: a problem someone must fix. Never a complaint, inquiry or
+    suggestion: the worker speaks for nobody harmed and asks nothing."""
+    return "report" if category.request_type == "report" else "help"
+
+
 # ---- 并单: repeat reports of one open problem -------------------------------------------------
+
+# open: may absorb repeats; merged: joined another order; done: resolved or closed.
+OrderStatus = Literal["open", "merged", "done"]
+# The lifecycle events intake follows, and the status each leaves an order in: a resolved or
+# closed order absorbs no more repeats, a reopened one does again.
+STATUS_AFTER: dict[str, OrderStatus] = {
+    "workorder.resolved": "done",
+    "workorder.closed": "done",
+    "workorder.reopened": "open",
+}
+
+
+def order_status(order: NewOrder, merged_into: str | None) -> OrderStatus:
+    """A new order is merged when it joins an open one (merge_target); done at once when the grid
+    worker closed it on site or the operator answered it on the call (so it absorbs no repeats);
+    open otherwise."""
+    if merged_into:
+        return "merged"
+    return "open" if order.is_open else "done"
 
 
 @dataclass(slots=True)
@@ -280,8 +247,9 @@ class OpenOrders:
 def merge_target(order: NewOrder, open_orders: list[OpenOrder], window: timedelta) -> str | None:
     """The open order a new report joins: same category, received within the window, and either at
     the same compound (the same grid where no compound is known) or from the same phone. Never
-    across categories or places: a phone match in another community is another problem."""
-    if order.closed_on_site:
+    across categories or places: a phone match in another community is another problem. An order
+    closed as it is made (fixed on the spot, answered on the call) joins none: it is its own record."""
+    if not order.is_open:
         return None
     place = order.place
     for earlier in open_orders:  # oldest first: repeats join the original
@@ -314,6 +282,21 @@ def _elsewhere(place: Place, earlier: OpenOrder) -> bool:
 # ---- 工单预警: concentrated complaints -----------------------------------------------------------
 
 
+def cluster_key(order: NewOrder) -> tuple[str, str] | None:
+    """The (community, category) whose cluster an order counts in; None for 其他 (other), which is
+    no one problem, and for an unplaced order."""
+    community, category = order.place.community, order.category.code
+    if community is None or category == "other":
+        return None
+    return community, category
+
+
+def reports_in_window(per_minute: Mapping[int, int], minute: int, window_minutes: int) -> int:
+    """The reports of the window ending at this minute: its minutes after the start, up to this one."""
+    since = minute - window_minutes
+    return sum(n for m, n in per_minute.items() if since < m <= minute)
+
+
 def cluster_step(count: int, threshold: int) -> int:
     """The alert step a count has reached: the threshold, then each doubling of it (5, 10, 20 ...);
     0 below the threshold."""
@@ -323,3 +306,21 @@ def cluster_step(count: int, threshold: int) -> int:
     while step * 2 <= count:
         step *= 2
     return step
+
+
+def cluster_alert(
+    count: int, threshold: int, last: tuple[int, datetime] | None, at: datetime, window: timedelta
+) -> int | None:
+    """The step to alert at when the window ending ``at`` holds ``count`` reports, or None: once at
+    the threshold, again at each doubling. ``last`` is the cluster's last alert (step, at); one from
+    before the window belongs to a cluster that is over, and a new one alerts afresh."""
+    step = cluster_step(count, threshold)
+    last_step = last[0] if last is not None and last[1] >= at - window else 0
+    return step if step > last_step else None
+
+
+def alert_members(members: Iterable[tuple[str, datetime]], at: datetime, window: timedelta) -> list[str]:
+    """The ids an alert at ``at`` lists: its cluster's orders received after the window's start. No
+    upper bound at ``at``: calls on other partitions may be applied out of business-time order."""
+    start = at - window
+    return [order_id for order_id, received_at in members if received_at > start]

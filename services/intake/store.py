@@ -63,8 +63,13 @@ class WorkOrder(Model):
 # calls. The indexes hold every order, not the open ones only: a planner without statistics (a new
 # table) took any index over open orders for a way to read them all, and did.
 MERGE_KEYS = ("compound", "grid", "caller_phone")
+# With the time beside the key, the probe reads the merge window's orders, not a year's of that key.
 for _place in MERGE_KEYS:
-    Index(f"ix_work_orders_merge_{_place}", WorkOrder.category + "/" + getattr(WorkOrder, _place))
+    Index(
+        f"ix_work_orders_merge_{_place}",
+        WorkOrder.category + "/" + getattr(WorkOrder, _place),
+        WorkOrder.received_at,
+    )
 # A cluster's orders (工单预警): a category's in a community since a moment, keyed
 # "category/community" and looked up as the merge candidates are, for the same reasons (_CLUSTER).
 Index("ix_work_orders_cluster", WorkOrder.category + "/" + WorkOrder.community, WorkOrder.received_at)
@@ -112,7 +117,7 @@ _OPEN = text(
     + " ORDER BY received_at, id"
 )
 # The cluster window's counts (工单预警): the orders of the batch's communities and categories per
-# minute of business time (minutes since the epoch, as handlers._minute), counted in the cluster
+# minute of business time (minutes since the epoch, as unit._minute), counted in the cluster
 # index. A table of counters beside the orders cost each call a row more to write, and pruning.
 # Joined to the batch's pairs rather than keyed, this read every order since the moment until the
 # table had statistics, and the whole cluster index with stale ones.
@@ -126,7 +131,7 @@ _CLUSTER_IDS = text(
 )
 # The batch's own (community, category) pairs only: a busy district has many others. A table of a
 # row per cluster ever alerted stays small, and is hashed: probed with key_in, the planner scanned it
-# anyway and compared every row with every key (20 ms a batch in the bench, against 1.5).
+# anyway and compared every row with every key (docs/performance.md).
 _ALERTS = text(
     "SELECT community, category, step, alerted_at FROM cluster_alerts "
     f"JOIN {keys_table('pairs', 'community', 'category')} AS k USING (community, category)"

@@ -1,12 +1,15 @@
-"""Notify's rules, as data: which event tells which audience, with which template."""
+"""Notify's rules: which event tells which audience, with which template (as data); when a resident
+may be told; what a failed attempt leads to."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
-from typing import Any
+from typing import Any, Literal, TypeVar
 from zoneinfo import ZoneInfo
+
+C = TypeVar("C")  # what a caller keeps with a state (the event that caused it)
 
 # event type -> (audience, template) pairs. Residents are told only where a contact is known.
 RULES: dict[str, tuple[tuple[str, str], ...]] = {
@@ -59,6 +62,30 @@ def residents_to_tell(
     return [reporter for reporter, told in sorted(residents.items()) if told != state]
 
 
+def kept_for_residents_to_come(event_type: str, data: dict[str, Any], residents: Mapping[str, Any]) -> bool:
+    """Whether a state of an order is kept until its resident's contact is known: a state residents
+    hear of, of a call's order with no resident known yet. The contact comes on a topic of its own
+    and may come after the order's first states (the contact race); a grid worker's order has none."""
+    return (
+        not residents
+        and data.get("source") == "hotline"
+        and bool(residents_to_tell(event_type, data, {"": None}))
+    )
+
+
+def catch_up(seen: Sequence[tuple[str, dict[str, Any], C]]) -> list[tuple[str, dict[str, Any], C]]:
+    """Of the states an order went through before its resident's contact was known (event type,
+    data and cause, in order), those the resident would have been told of, each once, as if the
+    contact had come first: what they hear, after "received", when it comes."""
+    told: str | None = RESIDENT_STATE["intake.contact.recorded"]
+    heard = []
+    for event_type, data, cause in seen:
+        if residents_to_tell(event_type, data, {"": told}):
+            heard.append((event_type, data, cause))
+            told = RESIDENT_STATE[event_type]
+    return heard
+
+
 def plan(event_type: str, data: dict[str, Any], residents: list[str]) -> list[Planned]:
     """The notifications one event calls for; ``residents`` are the reporters to tell."""
     planned: list[Planned] = []
@@ -87,3 +114,22 @@ def quiet_until(at: datetime, window: str, timezone: str) -> datetime | None:
         return None
     day = local.date() if now < end else local.date() + timedelta(days=1)
     return datetime.combine(day, end, local.tzinfo)
+
+
+def hold_until(audience: str, urgency: str, at: datetime, window: str, timezone: str) -> datetime | None:
+    """When a message planned at business time ``at`` may go: residents are not woken by the quiet
+    hours (``window``), unless the order is an emergency; departments and supervisors any time."""
+    if audience != "resident" or urgency == "emergency":
+        return None
+    return quiet_until(at, window, timezone)
+
+
+Outcome = Literal["sent", "retry", "failed"]
+
+
+def outcome(error: str | None, attempts: int, max_attempts: int) -> Outcome:
+    """What an attempt (the ``attempts``-th) makes of a notification: sent, tried again later, or
+    given up once ``max_attempts`` have failed."""
+    if error is None:
+        return "sent"
+    return "retry" if attempts < max_attempts else "failed"

@@ -199,6 +199,50 @@ async def test_each_resident_hears_of_each_state_once(feed: Bus, sink: Sink, not
     assert {r.json["to"] for r in delivered} == {PHONE, "13900001111"}
 
 
+async def test_a_resident_whose_contact_comes_after_the_orders_first_states_hears_of_each_once(
+    feed: Bus, sink: Sink, notify_db: AsyncEngine
+) -> None:
+    # The contact race: the contact comes on a topic of its own, and here after the order was
+    # signed for (twice: after a return), and resolved.
+    day = date.today() - timedelta(days=6)
+    order = uid("WO-H-L")
+
+    async def kept() -> int:
+        async with notify_db.connect() as conn:
+            sql = "SELECT count(*) FROM unheard_states WHERE work_order_id = :o"
+            return int((await conn.execute(text(sql), {"o": order})).scalar_one())
+
+    await lifecycle(feed, order, "workorder.accepted", local(day, 10, 0), "accepted", department="heat")
+    await lifecycle(feed, order, "workorder.accepted", local(day, 10, 5), "accepted", department="city")
+    await lifecycle(feed, order, "workorder.resolved", local(day, 10, 30), "resolved", result="已修复")
+
+    async def all_kept() -> bool:
+        return await kept() == 3
+
+    await eventually(all_kept)
+    assert not sink.delivered(sms_about(order))  # nobody to tell yet
+
+    data = {"work_order_id": order, "reporter_id": order, "name": "孙大爷", "phone": PHONE}
+    recorded = at(local(day, 10, 40), "intake.contact.recorded", data)
+    await feed.send(contract.INTAKE_CONTACTS, order, recorded)
+    await feed.send(contract.INTAKE_CONTACTS, order, recorded)  # redelivered: the inbox drops it
+    told = ["received", "accepted", "resolved", "follow_up"]
+    await asyncio.to_thread(sink.wait_for, sms_about(order), len(told))
+    assert await kept() == 0  # told: not kept longer
+    # What comes after the contact is told as usual.
+    await lifecycle(feed, order, "workorder.reopened", local(day, 11, 0), "dispatched")
+    told.append("reopened")
+    await asyncio.to_thread(sink.wait_for, sms_about(order), len(told))
+
+    async with notify_db.connect() as conn:
+        sql = "SELECT template FROM notifications WHERE work_order_id = :o AND audience = 'resident'"
+        planned = sorted(t for (t,) in await conn.execute(text(sql), {"o": order}))
+    assert planned == sorted(told)
+    delivered = sink.delivered(sms_about(order))
+    assert len(delivered) == len(told) and len({r.key for r in delivered}) == len(told)
+    assert "heat" in next(r.json["text"] for r in delivered if "签收" in r.json["text"])  # the first to sign
+
+
 async def test_a_notification_survives_a_crash_of_notify_and_is_delivered_once(
     notify_alone: Stack, feed: Bus, sink: Sink, notify_db: AsyncEngine
 ) -> None:

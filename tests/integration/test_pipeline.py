@@ -19,6 +19,7 @@ from tests.integration.flows import (
     dispatched,
     eventually,
     of_order,
+    own_caller,
     respond,
     uid,
 )
@@ -306,6 +307,7 @@ async def test_a_small_issue_fixed_on_the_spot_is_recorded_closed_and_never_disp
     [created] = await bus.wait_for(of_order(order, "workorder.created"))
     [closed] = await bus.wait_for(of_order(order, "workorder.closed"))
     assert created.data["source"] == "grid" and closed.data["status"] == "closed"
+    assert closed.data["closure"] == "handled_on_site" and closed.data["request_type"] == "help"
     sentinel = uid()
     await bus.send(
         contract.GRID_REPORTS,
@@ -320,7 +322,9 @@ async def test_a_small_issue_fixed_on_the_spot_is_recorded_closed_and_never_disp
 async def test_a_call_that_cannot_be_placed_goes_to_street_triage_unguessed(bus: Bus) -> None:
     call_id = uid()
     order = f"WO-H-{call_id}"
-    event = call(call_id, "", "路边的路灯坏了好几天了，晚上黑乎乎的", address="不记得叫什么路了")
+    event = call(
+        call_id, "", "路边的路灯坏了好几天了，晚上黑乎乎的", address="不记得叫什么路了", caller=own_caller()
+    )
     await bus.send(contract.HOTLINE_CALLS, call_id, event)
     [created] = await bus.wait_for(of_order(order, "workorder.created"))
     assert (created.data["street"], created.data["community"], created.data["grid"]) == (None, None, None)

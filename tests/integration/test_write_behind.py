@@ -13,8 +13,9 @@ from aiokafka import ConsumerRecord
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from services.intake.handlers import IntakeBatch, IntakeUnit, routes
+from services.intake.handlers import routes
 from services.intake.store import Inbox, Outbox
+from services.intake.unit import IntakeBatch, IntakeUnit
 from shared import contract
 from shared.messaging import HEADERS, WRITE_BEHIND_EVERY, BatchConsumer, Tx, WritesBehind
 from shared.reference import DEFAULT_JURISDICTION, load_jurisdiction
@@ -47,11 +48,10 @@ class Faulty(Watched):
         super().__init__()
         self.call_id = call_id
 
-    async def take(self, tx: Tx) -> None:
+    async def take(self, tx: Tx[IntakeBatch]) -> None:
         await super().take(tx)
         if tx.event.subject == self.call_id:
-            batch: IntakeBatch = tx.batch
-            batch.new_rows[-1]["id"] = "W" * 81
+            tx.batch.new_rows[-1]["id"] = "W" * 81
 
 
 @pytest.fixture

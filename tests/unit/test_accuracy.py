@@ -6,16 +6,32 @@ from collections import Counter
 
 import pytest
 
+from services.intake.domain import TAG_THRESHOLD
+from services.intake.tagging import SECOND_OPINION
 from shared.classifier import Example, load_examples
 from shared.reference import Jurisdiction
-from tools.accuracy import DEFAULT_SET, LabelledCall, Report, evaluate_calls, load_labelled
+from tools.accuracy import (
+    CURVE,
+    DEFAULT_SET,
+    WRONG_DESK_COST,
+    LabelledCall,
+    LabelledSetError,
+    Report,
+    evaluate_calls,
+    load_labelled,
+    residents_halves,
+)
 
-MIN_CALLS = 300
-MIN_PER_CATEGORY = 8
-CATEGORY_TARGET = 0.90  # keywords alone, on the calls they were tuned on
-# Keywords and the classifier behind them, cross-validated (96.5% when written).
-CROSS_VALIDATED_TARGET = 0.95
-PLACE_TARGET = 0.90
+MIN_CALLS = 800
+MIN_PER_CATEGORY = 15
+MIN_EMERGENCIES = 50  # calls labelled "emergency": true
+CATEGORY_TARGET = 0.95  # the tagger alone, on the calls its words were tuned on (96.3% when written)
+# The tagger and the classifier behind it, cross-validated (96.1% when written: the classifier's
+# second opinion sends a few calls the words alone would tag right to triage, and a few they would
+# send to a wrong desk).
+CROSS_VALIDATED_TARGET = 0.97  # 97.3% since issue 22: the classifier asked below 0.75, combined
+WRONG_DESK_MAX = 0.015  # of the calls, sent to a wrong department (1.7% when written, 1.0% since)
+PLACE_TARGET = 0.98
 
 
 @pytest.fixture(scope="module")
@@ -72,12 +88,49 @@ def test_placement_accuracy(report: Report) -> None:
     assert report.place_accuracy >= PLACE_TARGET, report.format(examples=0)
 
 
+def test_few_calls_go_to_a_wrong_desk(report: Report) -> None:
+    assert report.to_wrong_desk <= WRONG_DESK_MAX * report.total, report.format(examples=0)
+
+
+def test_no_emergency_is_missed(calls: list[LabelledCall], report: Report) -> None:
+    assert sum(call.emergency is True for call in calls) >= MIN_EMERGENCIES
+    assert report.missed_emergencies == []
+    assert len(report.false_alarms) <= 1, report.false_alarms
+
+
+def test_the_default_thresholds_are_on_the_curves_least_cost(
+    calls: list[LabelledCall], ref: Jurisdiction, examples: list[Example]
+) -> None:
+    """TAG_THRESHOLD and SECOND_OPINION cost no more than one wrong desk over the least cost of
+    their curves on the labelled set (each curve with the other threshold at its default)."""
+    result = evaluate_calls(calls, ref, examples, curve=True)
+    print("\n" + "\n".join(result.format_curves()))
+    for name, default in (("TAG_THRESHOLD", TAG_THRESHOLD), ("SECOND_OPINION", SECOND_OPINION)):
+        curve = result.curves[name]
+        assert [point[0] for point in curve] == list(CURVE)
+        assert all(right + triage + wrong == len(calls) for _, right, triage, wrong in curve)
+        cost = {t: WRONG_DESK_COST * wrong + triage for t, _, triage, wrong in curve}
+        assert cost[default] <= min(cost.values()) + WRONG_DESK_COST, (name, cost)
+
+
+def test_emergency_labels_are_true_false_or_absent(tmp_path) -> None:
+    path = tmp_path / "calls.jsonl"
+    line = '{"content": "电梯困人", "address": null, "category": "elevator", "emergency": %s}\n'
+    path.write_text(line % "true" + line % "false", encoding="utf-8")
+    assert [call.emergency for call in load_labelled(path)] == [True, False]
+    path.write_text(line % '"yes"', encoding="utf-8")
+    with pytest.raises(LabelledSetError, match="line 1: emergency"):
+        load_labelled(path)
+
+
 HOLDOUT_SET = DEFAULT_SET.with_name("holdout_calls.jsonl")
 # Written by another hand, without sight of the keywords, and never tuned on: what to expect of
-# new wording. The floors guard against regressions: keywords alone (87% when written), and with
-# the classifier trained on all the examples behind them (91%).
-HOLDOUT_FLOOR = 0.80
-HOLDOUT_WITH_CLASSIFIER_FLOOR = 0.89
+# new wording. The floors guard against regressions: the tagger alone (87% when first written,
+# 92% with symptoms, dialect and sounds), and with the classifier trained on all the examples
+# behind it (91%, then 96%); to a wrong desk (7, then 4).
+HOLDOUT_FLOOR = 0.90
+HOLDOUT_WITH_CLASSIFIER_FLOOR = 0.96  # 97% since issue 22
+HOLDOUT_WRONG_DESK_MAX = 4  # 3 since issue 22
 
 
 def test_held_out_calls_are_never_trained_on(examples: list[Example]) -> None:
@@ -91,4 +144,51 @@ def test_held_out_calls_are_reported_and_do_not_regress(ref: Jurisdiction, examp
     assert result.folds == 1, "trained on all the examples, none of them held-out calls"
     assert result.keyword_accuracy >= HOLDOUT_FLOOR, result.format(examples=0)
     assert result.category_accuracy >= HOLDOUT_WITH_CLASSIFIER_FLOOR, result.format(examples=0)
+    assert result.to_wrong_desk <= HOLDOUT_WRONG_DESK_MAX, result.format(examples=0)
     assert result.place_accuracy >= PLACE_TARGET, result.format(examples=0)
+
+
+RESIDENTS_SET = DEFAULT_SET.with_name("dev_residents.jsonl")
+# 267 calls in residents' words (symptoms, dialect, recogniser slips, second complaints, several
+# places, 36 emergencies), written blind by a hand given only the category and place names. Once a
+# holdout, now a development set (issue 22): its tuning half (residents_halves) is read and tuned
+# on, its check half is the figure to trust; neither is ever a training example. The floors hold
+# what is reached (docs/performance.md#accuracy).
+# Before issue 22: tuning half 92.1%, check half 85.8%, 22 to a wrong desk, 9 of 36 emergencies
+# missed; after: 97.1%, 89.8%, 11, none.
+RESIDENTS_TUNE_FLOOR = 0.96
+RESIDENTS_CHECK_FLOOR = 0.88
+RESIDENTS_WRONG_DESK_MAX = 12
+RESIDENTS_MISSED_EMERGENCIES_MAX = 0
+
+
+def test_the_residents_set_is_never_trained_on(examples: list[Example]) -> None:
+    dev = {call.content for call in load_labelled(RESIDENTS_SET)}
+    assert len(dev) >= 200
+    assert [e.content for e in examples if e.content in dev] == []
+
+
+def test_the_residents_halves_split_each_category(ref: Jurisdiction) -> None:
+    calls = load_labelled(RESIDENTS_SET)
+    tune, check = residents_halves(calls)
+    assert len(tune) + len(check) == len(calls)
+    assert not {c.content for c in tune} & {c.content for c in check}
+    for code in {c.category for c in calls}:
+        n = sum(c.category == code for c in calls)
+        assert sum(c.category == code for c in tune) == (n + 1) // 2
+
+
+def test_the_residents_set_is_reported_and_does_not_regress(
+    ref: Jurisdiction, examples: list[Example]
+) -> None:
+    calls = load_labelled(RESIDENTS_SET)
+    result = evaluate_calls(calls, ref, examples)
+    print("\nresidents' development set (written blind):\n" + result.format(examples=0))
+    assert result.folds == 1, "trained on all the examples, none of them development calls"
+    assert result.to_wrong_desk <= RESIDENTS_WRONG_DESK_MAX, result.format(examples=0)
+    assert len(result.missed_emergencies) <= RESIDENTS_MISSED_EMERGENCIES_MAX, result.format(examples=0)
+    assert result.place_accuracy >= PLACE_TARGET, result.format(examples=0)
+    tune, check = residents_halves(calls)
+    for half, floor in ((tune, RESIDENTS_TUNE_FLOOR), (check, RESIDENTS_CHECK_FLOOR)):
+        report = evaluate_calls(half, ref, examples)
+        assert report.category_accuracy >= floor, report.format(examples=0)

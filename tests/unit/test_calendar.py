@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from services.dispatch.domain import deadlines
+from services.dispatch.routing import deadlines
 from services.escalation.domain import Deadline, remind_at
 from shared.calendar import Calendar
 from shared.reference import TimeLimit

@@ -6,7 +6,8 @@ import random
 
 import pytest
 
-from services.intake.domain import FALLBACK_THRESHOLD, TAG_THRESHOLD, tag_category
+from services.intake.domain import FALLBACK_THRESHOLD, tag_category
+from services.intake.tagging import SECOND_OPINION
 from shared.classifier import CategoryModel, Example, load_examples
 from shared.reference import Jurisdiction
 from tools.accuracy import DEFAULT_SET, load_labelled
@@ -25,7 +26,7 @@ def model(examples: list[Example]) -> CategoryModel:
 class Untouchable(CategoryModel):
     """A fallback that fails the test if it is asked at all."""
 
-    def classify(self, text: str) -> tuple[str, float]:
+    def tempered(self, text: str) -> dict[str, float]:
         raise AssertionError(f"the classifier was asked about a confidently tagged call: {text}")
 
 
@@ -44,7 +45,7 @@ def test_no_signal_stays_other(model: CategoryModel, ref: Jurisdiction) -> None:
 
 
 def test_the_classifier_tags_what_the_keywords_miss(model: CategoryModel, ref: Jurisdiction) -> None:
-    text = "家里的片子一点都不热乎"  # not one heating keyword
+    text = "家里的片子一点都不烫"  # not one heating keyword, symptom or sound-alike
     assert tag_category(text, None, ref).category.code == "other"
     tag = tag_category(text, None, ref, fallback=model)
     assert tag.category.code == "heating"
@@ -52,9 +53,9 @@ def test_the_classifier_tags_what_the_keywords_miss(model: CategoryModel, ref: J
 
 
 def test_an_answer_the_jurisdiction_does_not_know_stays_other(ref: Jurisdiction) -> None:
-    model = CategoryModel([Example("片子一点都不热乎", "district_heating"), Example("天气不错", "other")])
-    assert model.classify("片子不热乎")[0] == "district_heating"
-    assert tag_category("片子不热乎", None, ref, fallback=model).category.code == "other"
+    model = CategoryModel([Example("片子一点都不烫", "district_heating"), Example("天气不错", "other")])
+    assert model.classify("片子不烫")[0] == "district_heating"
+    assert tag_category("片子不烫", None, ref, fallback=model).category.code == "other"
 
 
 def test_the_confident_keyword_path_never_asks_the_classifier(
@@ -64,14 +65,14 @@ def test_the_confident_keyword_path_never_asks_the_classifier(
     confident = 0
     for call in load_labelled(DEFAULT_SET):
         keywords = tag_category(call.content, None, ref)
-        if keywords.confidence >= TAG_THRESHOLD:
+        if keywords.confidence >= SECOND_OPINION:  # sure enough to need no second opinion
             assert tag_category(call.content, None, ref, fallback=untouchable) == keywords
             confident += 1
-    assert confident > 500
+    assert confident > 400  # 476 of 830 when written: the classifier is asked about the rest
 
 
 def test_the_hint_still_wins(model: CategoryModel, ref: Jurisdiction) -> None:
-    assert tag_category("家里的片子一点都不热乎", "gas", ref, fallback=model).category.code == "gas"
+    assert tag_category("家里的片子一点都不烫", "gas", ref, fallback=model).category.code == "gas"
 
 
 def test_the_model_is_deterministic_whatever_the_order_of_its_examples(examples: list[Example]) -> None:

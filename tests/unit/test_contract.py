@@ -23,9 +23,8 @@ from shared.contract import (
     MaskedContact,
     ResidentFeedback,
     WorkOrderData,
-    derived_id,
-    encode_event,
 )
+from shared.events import derived_id, encode_event
 
 CST = timezone(timedelta(hours=8))
 

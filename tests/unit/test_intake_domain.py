@@ -9,21 +9,32 @@ import orjson
 import pytest
 from pydantic import BaseModel
 
-from services.dispatch.domain import OrderFacts, initial_level
+from services.dispatch.routing import OrderFacts, initial_level
 from services.intake.domain import (
     OpenOrder,
     OpenOrders,
     Place,
     UnknownReference,
+    alert_members,
+    cluster_alert,
+    cluster_key,
     is_dangerous,
     merge_target,
     order_from_call,
     order_from_report,
+    order_status,
     place_order,
     tag_category,
 )
-from services.intake.handlers import IntakeBatch, lifecycle
-from shared.contract import GridReport, HotlineCall, Location, OrderOpened, WorkOrderData, encode_event
+from services.intake.unit import IntakeBatch, lifecycle
+from shared.contract import (
+    GridReport,
+    HotlineCall,
+    Location,
+    OrderOpened,
+    WorkOrderData,
+)
+from shared.events import encode_event
 from shared.reference import Jurisdiction
 
 AT = datetime(2026, 11, 21, 8, 15, tzinfo=timezone(timedelta(hours=8)))
@@ -150,14 +161,17 @@ def test_explicit_community_wins_over_compound_elsewhere(ref: Jurisdiction) -> N
         ("燃气灶打不着火", "gas", False),
         ("电梯困人了", "elevator", True),
         ("楼道冒烟了", "fire_hazard", True),
-        ("车停在消防通道，怕着火了没法救", "illegal_parking", False),  # not the category's own danger
-        ("厨房里有燃气味", "heating", False),
+        ("车停在消防通道，怕着火了没法救", "illegal_parking", False),  # feared, and not its own danger
+        ("小区门口乱停车，堵住出口，着火了消防车都进不来", "illegal_parking", False),  # a consequence
+        ("厨房里有燃气味", "heating", True),  # a gas smell is an alarm whatever the desk
+        ("暖气片漏水了，楼道里湿了一片", "heating", False),
+        ("楼上装修砸墙砸了半个月", "noise", False),  # 砸 is the facade's danger, not an alarm
     ],
 )
-def test_is_dangerous_uses_the_category_words_only(
-    ref: Jurisdiction, text: str, code: str, dangerous: bool
-) -> None:
-    assert is_dangerous(text, ref.category_by_code[code]) is dangerous
+def test_is_dangerous_reads_the_situation(ref: Jurisdiction, text: str, code: str, dangerous: bool) -> None:
+    """A category's own danger words count for it; alarms (a person trapped, a gas smell, sparks,
+    someone collapsed, a fire) count for any; danger only feared counts for none."""
+    assert is_dangerous(text, ref.category_by_code[code], ref) is dangerous
 
 
 # ---- order_from_call --------------------------------------------------------------------------
@@ -194,6 +208,25 @@ def test_gas_smell_in_a_gas_call_is_an_emergency(ref: Jurisdiction) -> None:
 def test_danger_word_of_another_category_does_not_upgrade(ref: Jurisdiction) -> None:
     call = make_call(content="小区门口乱停车，堵住出口，着火了消防车都进不来", category_hint="违停")
     assert order_from_call(call, "ev-1", AT, ref).urgency == "normal"
+
+
+def test_an_alarm_upgrades_whatever_the_hint(ref: Jurisdiction) -> None:
+    call = make_call(content="电梯停在五楼不动了，里面关着一个小孩", category_hint="物业服务")
+    order = order_from_call(call, "ev-1", AT, ref)
+    assert (order.category.code, order.urgency) == ("property_service", "emergency")
+
+
+def test_a_person_trapped_in_a_misheard_lift_is_an_emergency_at_the_lift_desk(ref: Jurisdiction) -> None:
+    """The issue's worst case: 电梯 misheard, a light mentioned, a person trapped."""
+    call = make_call(content="电题停在五楼不动了，里面关着一个小孩，灯也不亮", urgency="normal")
+    order = order_from_call(call, "ev-1", AT, ref)
+    assert (order.category.code, order.urgency) == ("elevator", "emergency")
+
+
+def test_the_problem_is_placed_where_the_complaint_is(ref: Jurisdiction) -> None:
+    call = make_call(content="我家住初家小区，今天在东城国际门口看见一个井盖没了，黑乎乎一个洞")
+    order = order_from_call(call, "ev-1", AT, ref)
+    assert (order.category.code, order.place.compound, order.urgency) == ("road", "东城国际", "emergency")
 
 
 def test_phone_numbers_are_masked_in_summary_and_address(ref: Jurisdiction) -> None:
@@ -244,6 +277,7 @@ def test_intake_event_data_is_what_its_model_would_send(ref: Jurisdiction, call:
         (OrderOpened, order.opened()),
         (WorkOrderData, lifecycle(order, "new", "ev-1")),
         (WorkOrderData, lifecycle(order, "merged", "ev-1", merged_into="WO-H-1")),
+        (WorkOrderData, lifecycle(order, "closed", "ev-1", closure="handled_on_site", reason="on the spot")),
     ]
     for model, data in made:
         sent = encode_event(type="t", source="s", subject="k", time=AT, data=data, id="i")
@@ -356,3 +390,94 @@ def test_an_order_resolved_in_the_batch_absorbs_no_later_repeat_until_it_is_reop
     assert merge_target(order, open_orders.candidates(order), window) is None
     open_orders.follow("WO-H-1", is_open=True)
     assert merge_target(order, open_orders.candidates(order), window) == "WO-H-1"
+
+
+@pytest.mark.parametrize(
+    ("closed_on_site", "target", "status"),
+    [(False, "WO-H-1", "merged"), (False, None, "open"), (True, None, "done")],
+)
+def test_the_status_a_new_order_starts_in(
+    ref: Jurisdiction, closed_on_site: bool, target: str | None, status: str
+) -> None:
+    order = order_from_report(make_report(handled_on_site=closed_on_site), "ev-2", AT, ref)
+    assert order_status(order, target) == status
+
+
+# ---- 工单预警: cluster alerts -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("content", "address", "key"),
+    [
+        ("暖气不热", "菁华公寓3号楼", ("夹河社区", "heating")),
+        ("暖气不热", None, None),  # unplaced
+        ("今天天气不错", "菁华公寓3号楼", None),  # 其他 (other)
+    ],
+)
+def test_other_and_unplaced_orders_are_in_no_cluster(
+    ref: Jurisdiction, content: str, address: str | None, key: tuple[str, str] | None
+) -> None:
+    assert cluster_key(order_from_call(make_call(content=content, address=address), "ev-1", AT, ref)) == key
+
+
+WINDOW = timedelta(minutes=60)
+
+
+@pytest.mark.parametrize(
+    ("count", "last", "step"),
+    [
+        (4, None, None),  # below the threshold
+        (5, None, 5),  # the first alert, at the threshold
+        (12, None, 10),  # no previous alert: the step reached
+        (6, (5, AT - timedelta(minutes=10)), None),  # the same step again
+        (10, (5, AT - timedelta(minutes=10)), 10),  # a doubling
+        (19, (10, AT - timedelta(minutes=1)), None),
+        (20, (10, AT - timedelta(minutes=1)), 20),
+        (5, (5, AT - WINDOW), None),  # an alert at the window's start is of this cluster still
+        (5, (10, AT - WINDOW - timedelta(seconds=1)), 5),  # that cluster is over: a new one
+    ],
+)
+def test_cluster_alert(count: int, last: tuple[int, datetime] | None, step: int | None) -> None:
+    assert cluster_alert(count, 5, last, AT, WINDOW) == step
+
+
+def test_an_alert_lists_its_cluster_from_the_window_start_on_even_after_the_report() -> None:
+    members = [(f"WO-H-{n}", AT + timedelta(minutes=m)) for n, m in enumerate((-60, -59, 0, 5))]
+    assert alert_members(members, AT, WINDOW) == ["WO-H-1", "WO-H-2", "WO-H-3"]
+
+
+# ---- 诉求类型 and 直接答复 -----------------------------------------------------------------------
+
+
+def test_the_order_carries_its_request_type_on_every_event(ref: Jurisdiction) -> None:
+    order = order_from_call(make_call(content="建议小区增设充电桩"), "ev-1", AT, ref)
+    assert order.request_type == "suggestion"
+    assert order.opened()["request_type"] == "suggestion"
+    assert lifecycle(order, "new", "ev-1")["request_type"] == "suggestion"
+    given = order_from_call(
+        make_call(content="建议小区增设充电桩", request_type="complaint"), "ev-1", AT, ref
+    )
+    assert given.request_type == "complaint"
+
+
+def test_a_grid_report_is_a_report_or_help(ref: Jurisdiction) -> None:
+    assert order_from_report(make_report(), "ev-2", AT, ref).request_type == "report"  # fire hazard
+    heating = make_report(category="heating", description="3号楼暖气管漏水")
+    assert order_from_report(heating, "ev-2", AT, ref).request_type == "help"
+
+
+def test_a_call_answered_directly_is_closed_as_made_and_absorbs_nothing(ref: Jurisdiction) -> None:
+    call = make_call(
+        content="请问居住证怎么办理",
+        answered_directly=True,
+        answer="带身份证和租房合同到社区服务中心办理，咨询电话13812345678",
+    )
+    order = order_from_call(call, "ev-1", AT, ref)
+    assert order.answer == "带身份证和租房合同到社区服务中心办理，咨询电话138****5678"
+    assert order.opened()["answer"] == order.answer
+    assert not order.is_open and order_status(order, None) == "done"
+    earlier = OpenOrder("WO-H-0", order.category.code, None, None, None, None, AT - timedelta(minutes=5))
+    assert merge_target(order, [earlier], timedelta(days=1)) is None
+    # An answer without answered_directly is not one: the order is worked on as any other.
+    plain = order_from_call(make_call(answer="稍后回复"), "ev-1", AT, ref)
+    assert plain.answer is None and plain.is_open

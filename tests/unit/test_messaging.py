@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import random
 from datetime import UTC, datetime
 from typing import Any
 
@@ -11,14 +10,19 @@ import orjson
 import pytest
 from aiokafka import ConsumerRecord
 from aiokafka.partitioner import DefaultPartitioner
-from aiokafka.partitioner import murmur2 as aiokafka_murmur2
 from pydantic import ValidationError
 
-from services.intake.handlers import IntakeUnit
 from services.intake.handlers import routes as intake_routes
 from services.intake.store import Inbox, Outbox
+from services.intake.unit import IntakeUnit
 from shared import contract
-from shared.contract import CloudEvent, HotlineCall, Location, WorkOrderData, encode_event
+from shared.contract import (
+    CloudEvent,
+    HotlineCall,
+    Location,
+    WorkOrderData,
+)
+from shared.events import encode_event
 from shared.messaging import (
     HEADERS,
     TYPE_HEADER,
@@ -30,7 +34,6 @@ from shared.messaging import (
     dead_letter,
     describe_validation,
     event_type,
-    murmur2,
     partition_for,
 )
 from shared.reference import Jurisdiction
@@ -40,7 +43,7 @@ PHONE = "13912345678"
 AT = datetime(2026, 11, 21, 8, 15, tzinfo=UTC)
 
 
-async def ignore(tx: Tx, data: Any) -> None:
+async def ignore(tx: Tx[Any], data: Any) -> None:
     return None
 
 
@@ -83,7 +86,7 @@ def delivery(raw: bytes | dict[str, Any] | list[Any], topic: str = contract.HOTL
 
 
 def reason(consumer: BatchConsumer, d: Delivery) -> str:
-    result = consumer.decode(d)
+    result = consumer.decoder.decode(d)
     assert isinstance(result, str), result
     return result
 
@@ -104,7 +107,7 @@ def test_a_call_decoded_in_one_pass_is_what_the_envelope_then_its_data_make(
     """The one-pass decoding of an inbound topic's only type (from the JSON text, data typed) gives
     what validating the envelope and then its data gives."""
     event = call_event(**overrides) | {"subject": "s", "comexampleextension1": "value"}
-    result = consumer.decode(delivery(event))
+    result = consumer.decoder.decode(delivery(event))
     assert isinstance(result, Decoded)
     assert type(result.event) is not CloudEvent  # the one-pass way took it, not the other
     assert result.data == HotlineCall.model_validate(event["data"])
@@ -129,7 +132,7 @@ def test_topics_are_those_of_the_routes(consumer: BatchConsumer) -> None:
 
 
 def test_valid_call_is_decoded(consumer: BatchConsumer) -> None:
-    result = consumer.decode(delivery(call_event()))
+    result = consumer.decoder.decode(delivery(call_event()))
     assert isinstance(result, Decoded)
     assert isinstance(result.data, HotlineCall)
     assert result.data.call_id == "12345-20261121-000001"
@@ -165,7 +168,7 @@ def test_a_nul_character_is_refused_by_name(consumer: BatchConsumer) -> None:
     # database as a batch failure.
     text = reason(consumer, delivery(call_event(content="暖气不热\x00")))
     assert text == "data.content: holds a NUL character (\\u0000), which no text field can store"
-    written_out = consumer.decode(delivery(call_event(content="乱码\\u0000")))  # a backslash, typed
+    written_out = consumer.decoder.decode(delivery(call_event(content="乱码\\u0000")))  # a backslash, typed
     assert isinstance(written_out, Decoded)
 
 
@@ -183,7 +186,7 @@ def test_unknown_type_on_strict_topic_names_expected_types(consumer: BatchConsum
 
 def test_unknown_type_on_listened_topic_is_skipped(consumer: BatchConsumer) -> None:
     body = call_event() | {"type": "workorder.merged"}
-    assert consumer.decode(delivery(body, topic=contract.WORKORDER_EVENTS)) is None
+    assert consumer.decoder.decode(delivery(body, topic=contract.WORKORDER_EVENTS)) is None
 
 
 def test_unknown_type_on_listened_topic_is_skipped_before_the_envelope_is_checked(
@@ -191,7 +194,7 @@ def test_unknown_type_on_listened_topic_is_skipped_before_the_envelope_is_checke
 ) -> None:
     # Not ours to judge (a service reads its own events back there): skipped, not dead-lettered.
     body = call_event() | {"type": "workorder.merged", "time": "2026-11-21T08:15:00"}
-    assert consumer.decode(delivery(body, topic=contract.WORKORDER_EVENTS)) is None
+    assert consumer.decoder.decode(delivery(body, topic=contract.WORKORDER_EVENTS)) is None
 
 
 def record(topic: str, headers: list[tuple[str, bytes]]) -> ConsumerRecord[bytes, bytes]:
@@ -210,7 +213,7 @@ def record(topic: str, headers: list[tuple[str, bytes]]) -> ConsumerRecord[bytes
 def test_a_listened_topics_unrouted_type_is_known_from_its_header(
     consumer: BatchConsumer, topic: str, headers: list[tuple[str, bytes]], skipped: bool
 ) -> None:
-    assert consumer.unrouted(record(topic, headers)) is skipped
+    assert consumer.decoder.unrouted(record(topic, headers)) is skipped
 
 
 def test_the_type_header_is_read_off_the_encoded_event() -> None:
@@ -306,14 +309,6 @@ def test_dead_letter_id_derives_from_the_position() -> None:
     assert first.id != other.id
 
 
-def test_murmur2_is_aiokafkas_for_keys_of_every_length() -> None:
-    rng = random.Random(5)
-    for length in range(70):
-        for _ in range(50):
-            key = rng.randbytes(length)
-            assert murmur2(key) == aiokafka_murmur2(key), key
-
-
 def test_the_relay_puts_each_key_where_the_default_partitioner_would() -> None:
     hashes: dict[bytes, int] = {}
     for count in (1, 3, 6, 12):
@@ -321,7 +316,7 @@ def test_the_relay_puts_each_key_where_the_default_partitioner_would() -> None:
         for i in range(500):
             key = f"WO-H-12345-20261121-{i:06d}".encode()
             assert partition_for(key, partitions, hashes) == DefaultPartitioner()(key, partitions, partitions)
-    assert len(hashes) == 500  # once per key, whatever the topic
+    assert len(hashes) == 500  # hashed once per key, whatever the topic
     assert partition_for(None, [0, 1, 2], hashes) in (0, 1, 2)
 
 

@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
-from services.notify.domain import Planned, plan, residents_to_tell
+from services.notify.domain import (
+    RESIDENT_STATE,
+    Planned,
+    catch_up,
+    hold_until,
+    kept_for_residents_to_come,
+    outcome,
+    plan,
+    residents_to_tell,
+)
 from services.notify.templates import SOURCES, VERSION, render, versioned
 
 
@@ -190,3 +201,88 @@ def test_quiet_hours_hold_resident_messages_until_morning(local: str, held_until
     expected = datetime.fromisoformat(held_until).replace(tzinfo=cst) if held_until else None
     assert quiet_until(at, "22:00-07:00", "Asia/Shanghai") == expected
     assert quiet_until(at, "", "Asia/Shanghai") is None  # quiet hours turned off
+
+
+@pytest.mark.parametrize(
+    ("audience", "urgency", "local", "held_until"),
+    [
+        ("resident", "normal", "2026-11-21T23:30:00", "2026-11-22T07:00:00"),
+        ("resident", "urgent", "2026-11-21T23:30:00", "2026-11-22T07:00:00"),
+        ("resident", "emergency", "2026-11-21T23:30:00", None),  # told at once, night or not
+        ("resident", "normal", "2026-11-21T12:00:00", None),
+        ("department", "normal", "2026-11-21T23:30:00", None),  # departments and supervisors work nights
+        ("supervisor", "normal", "2026-11-21T23:30:00", None),
+    ],
+)
+def test_only_residents_wait_for_the_end_of_the_quiet_hours_and_not_in_an_emergency(
+    audience: str, urgency: str, local: str, held_until: str | None
+) -> None:
+    cst = ZoneInfo("Asia/Shanghai")
+    at = datetime.fromisoformat(local).replace(tzinfo=cst)
+    expected = datetime.fromisoformat(held_until).replace(tzinfo=cst) if held_until else None
+    assert hold_until(audience, urgency, at, "22:00-07:00", "Asia/Shanghai") == expected
+
+
+@pytest.mark.parametrize(
+    ("error", "attempts", "expected"),
+    [
+        (None, 1, "sent"),
+        (None, 8, "sent"),
+        ("HTTPStatusError: 500", 1, "retry"),
+        ("HTTPStatusError: 500", 7, "retry"),
+        ("HTTPStatusError: 500", 8, "failed"),  # the last attempt allowed
+        ("HTTPStatusError: 500", 9, "failed"),
+    ],
+)
+def test_a_failed_attempt_is_tried_again_until_the_last_allowed(
+    error: str | None, attempts: int, expected: str
+) -> None:
+    assert outcome(error, attempts, max_attempts=8) == expected
+
+
+# ---- the contact race: states seen before the resident's contact ------------------------------
+
+ACCEPTED = ("workorder.accepted", order(status="accepted", source="hotline"))
+ASSIST_ACCEPTED = ("workorder.accepted", order(status="dispatched", source="hotline"))
+RESOLVED = ("workorder.resolved", order(status="resolved", source="hotline"))
+REOPENED = ("workorder.reopened", order(status="dispatched", source="hotline"))
+ESCALATED = ("workorder.escalated", order(status="dispatched", source="hotline"))
+
+
+@pytest.mark.parametrize(
+    ("seen", "told"),
+    [
+        ([], []),
+        ([ACCEPTED], ["accepted"]),
+        ([ASSIST_ACCEPTED], []),  # an assisting department's part: no news for the resident
+        ([ACCEPTED, ACCEPTED], ["accepted"]),  # signed for again after a return: once
+        ([ACCEPTED, RESOLVED], ["accepted", "resolved"]),
+        ([RESOLVED, REOPENED, ACCEPTED, RESOLVED], ["resolved", "reopened", "accepted", "resolved"]),
+        ([ESCALATED, ACCEPTED, ESCALATED, ACCEPTED], ["accepted"]),  # re-dispatched: no new state
+    ],
+)
+def test_a_resident_whose_contact_comes_late_hears_of_each_state_seen_once(
+    seen: list[tuple[str, dict[str, Any]]], told: list[str]
+) -> None:
+    heard = catch_up([(kind, data, f"ev-{i}") for i, (kind, data) in enumerate(seen)])
+    assert [RESIDENT_STATE[kind] for kind, _, _ in heard] == told
+    # Each with the event that caused it: its notifications' ids are those the resident would have had.
+    assert all(seen[int(cause.removeprefix("ev-"))][1] is data for _, data, cause in heard)
+
+
+@pytest.mark.parametrize(
+    ("event_type", "data", "residents", "kept"),
+    [
+        (*ACCEPTED, {}, True),  # the call's contact is not here yet
+        (*RESOLVED, {}, True),
+        (*REOPENED, {}, True),
+        (*ACCEPTED, {"WO-H-1": "received"}, False),  # told now instead
+        (*ASSIST_ACCEPTED, {}, False),  # nothing a resident would hear of
+        (*ESCALATED, {}, False),
+        ("workorder.accepted", order(status="accepted", source="grid"), {}, False),  # no contact ever
+    ],
+)
+def test_which_states_are_kept_for_a_resident_to_come(
+    event_type: str, data: dict[str, Any], residents: dict[str, str | None], kept: bool
+) -> None:
+    assert kept_for_residents_to_come(event_type, data, residents) is kept

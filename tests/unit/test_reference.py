@@ -22,7 +22,7 @@ def test_sample_jurisdiction_loads(ref: Jurisdiction) -> None:
     assert ref.format == "whistle.jurisdiction/1"
     assert ref.time_limits["emergency"].accept == timedelta(minutes=30)
     assert ref.time_limits["normal"].resolve == timedelta(days=7)
-    assert ref.triage == {"community": "community_desk", "street": "street_desk"}
+    assert ref.triage == {"community": "community_desk", "street": "street_desk", "district": "district_desk"}
     assert "other" in ref.category_by_code
 
 

@@ -1,0 +1,52 @@
+"""The hot path, new orders from intake, set-based: which already exist and which clusters are
+active are loaded once per batch; the batch's new orders are written together at its end."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from shared.contract import OrderOpened
+from shared.messaging import Decoded, OutboxMessage
+
+from . import store
+from .domain import Order
+
+
+@dataclass
+class DispatchBatch:
+    """What one batch knows (orders that exist, active clusters) and the new orders it will write."""
+
+    existing: set[str]
+    clustered: set[tuple[str, str]]
+    orders: list[dict[str, Any]] = field(default_factory=list)
+    dispatches: list[dict[str, Any]] = field(default_factory=list)
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    def add(self, order: Order) -> None:
+        self.orders.append(store.order_row(order))
+        self.dispatches += [d.row() for d in order.dispatches]
+        self.history += store.history_rows(order)
+
+
+class DispatchUnit:
+    def __init__(self, cluster_window: timedelta) -> None:
+        self.cluster_window = cluster_window
+
+    async def open(self, conn: AsyncConnection, messages: list[Decoded]) -> DispatchBatch:
+        opened = [(m.data, m.event.time) for m in messages if isinstance(m.data, OrderOpened)]
+        if not opened:
+            return DispatchBatch(set(), set())
+        pairs = sorted({(o.community, o.category) for o, _ in opened if o.community})
+        since = min(at for _, at in opened) - self.cluster_window
+        return DispatchBatch(
+            existing=await store.existing_orders(conn, [o.work_order_id for o, _ in opened]),
+            clustered=await store.clusters_among(conn, pairs, since) if pairs else set(),
+        )
+
+    async def close(self, conn: AsyncConnection, batch: DispatchBatch) -> list[OutboxMessage]:
+        await store.save_new(conn, batch.orders, batch.dispatches, batch.history)
+        return []
