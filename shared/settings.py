@@ -64,11 +64,12 @@ class Settings(BaseSettings):
     # its records; 2000 was the best measured (docs/performance.md). A poll returns what has come
     # as soon as anything has (batch_timeout_ms bounds an empty one), so under a light load batches
     # stay small and go at once. Tansu holds a fetch that finds nothing for fetch_max_wait_ms even
-    # when records arrive meanwhile: 10 ms, not 40, keeps that off each hop of a light load, for
-    # a few more empty fetches a second while idle.
+    # when records arrive meanwhile, and its waiting fetches cost it CPU: 50 ms took an idle
+    # stack's broker from 93% of a core to 67%, and a burst from 545 calls/s to 674
+    # (docs/performance.md).
     batch_max_records: int = 2000
     batch_timeout_ms: int = 20
-    fetch_max_wait_ms: int = 10
+    fetch_max_wait_ms: int = 50
     relay_batch_size: int = 1000
     relay_idle_seconds: float = 0.2
     # The relay wakes on PostgreSQL's NOTIFY at every staging commit, whichever replica committed;
