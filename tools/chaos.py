@@ -343,6 +343,10 @@ def _status_follows(previous: str, status: str) -> bool:
     )
 
 
+# Notify's notices of a cluster carry "cluster:<community>:<category>" where an order's id would be.
+CLUSTER_NOTICE = "cluster:"
+
+
 def verdict(calls: list[Call], seen: list[Seen], run: str) -> dict[str, Any]:
     """The counts, from the calls sent and every record read. Pure: tested on its own."""
     mine = f"WO-H-B{run}"
@@ -361,6 +365,7 @@ def verdict(calls: list[Call], seen: list[Seen], run: str) -> dict[str, Any]:
     orders_before: set[str] = set()
     violations: list[str] = []  # "<order>: what" (the order first: excepted calls' are apart)
     stale_reminders = 0
+    clusters = 0
     for s in sorted(seen, key=lambda s: (s.epoch, s.topic, s.partition, s.offset)):
         try:
             event = orjson.loads(s.value or b"")
@@ -372,6 +377,9 @@ def verdict(calls: list[Call], seen: list[Seen], run: str) -> dict[str, Any]:
             dead[str(data.get("error", ""))[:60]] += 1
             continue
         order = data.get("work_order_id") if isinstance(data, dict) else None
+        if s.topic == contract.NOTIFICATIONS and str(order).startswith(CLUSTER_NOTICE):
+            clusters += 1  # a street told of a cluster (工单预警): about a place, not an order
+            continue
         if s.topic not in (contract.HOTLINE_CALLS,) and order and not str(order).startswith(mine):
             unexpected[f"another run's order on {s.topic}"] += 1
             continue
@@ -468,6 +476,7 @@ def verdict(calls: list[Call], seen: list[Seen], run: str) -> dict[str, Any]:
         "order_examples": violations[:10],
         "order_violations_of_excepted_calls": len(excepted_violations),
         "reminders_after_cancellation": stale_reminders,
+        "cluster_notices": clusters,
         "call_to_dispatch_s": {
             "n": len(latencies),
             "p50": _percentile(latencies, 50),

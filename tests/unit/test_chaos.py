@@ -145,3 +145,14 @@ def test_dead_letters_and_strangers_are_counted() -> None:
     junk = Seen(0, contract.HOTLINE_CALLS, 0, 1, 0, None, b"not json")
     found = verdict(calls("1"), [*whole("1"), letter, stranger, junk], RUN)  # order matters not here
     assert found["dead_letters"] == 1 and sum(found["unexpected"].values()) == 2
+
+
+def test_a_notice_of_a_cluster_is_no_stranger() -> None:
+    notice = record(
+        contract.NOTIFICATIONS,
+        "notification.sent",
+        {"work_order_id": "cluster:JH-01:heating", "notification_id": "N-c", "audience": "supervisor"},
+    )
+    found = verdict(calls("1"), [*whole("1"), notice], RUN)
+    assert found["unexpected"] == {} and found["cluster_notices"] == 1
+    assert found["lost"] == 0 and found["doubled"] == 0
