@@ -500,6 +500,7 @@ class Run:
     faults: list[dict[str, Any]] = field(default_factory=list)
     recoveries: list[dict[str, Any]] = field(default_factory=list)
     broker_away: bool = False
+    broker_life: int = 0  # how many times the broker has come back
     unread: list[str] = field(default_factory=list)  # partitions the reader could not finish
     started: float = field(default_factory=time.time)
 
@@ -590,6 +591,7 @@ class Run:
         # As `make up` after a broker restart: the broker, every topic, then every service again.
         await asyncio.to_thread(self.stack.start_broker)
         await asyncio.to_thread(self.stack.create_topics)
+        self.broker_life += 1
         self.broker_away = False
         back = time.time()
         old = {part: self.stack.pid(part) for part in self.stack.parts()}
@@ -602,14 +604,21 @@ class Run:
 
     # -- load --
 
-    async def send_calls(self, stop_at: float) -> None:
-        producer = AIOKafkaProducer(
+    def _caller(self) -> AIOKafkaProducer:
+        return AIOKafkaProducer(
             **client_options(self.settings),
             acks="all",
             linger_ms=5,
             enable_idempotence=False,
             request_timeout_ms=5000,
         )
+
+    async def send_calls(self, stop_at: float) -> None:
+        # The hotline's client starts afresh when the broker is back, as the services do. One that
+        # lived through the restart, sending its backlog and new calls at once, had Tansu ack
+        # records it never kept (alone: 7 of 451 lost, "AlreadyExists" in its log; 0 when fresh).
+        producer, life = self._caller(), 0
+        retired: list[AIOKafkaProducer] = []
         await producer.start()
         planned = make_calls(
             self.settings, self.run, int(self.plan.seconds * self.plan.rate * 3) + 1, self.plan.seed
@@ -629,6 +638,10 @@ class Run:
                 if time.monotonic() >= stop_at and self.faults_done.is_set():
                     break
                 away = self.broker_away
+                if self.broker_life != life and not away:
+                    retired.append(producer)  # it still sends what it holds, excepted already
+                    producer, life = self._caller(), self.broker_life
+                    await producer.start()
                 call = Call(call_id, time.time(), "sent while the broker was away" if away else None)
                 self.calls.append(call)
                 try:
@@ -646,7 +659,9 @@ class Run:
                 await asyncio.sleep(max(0.0, next_at - time.monotonic()))  # the call rate
             await asyncio.gather(*pending, return_exceptions=True)
         finally:
-            await producer.stop()
+            for done in (*retired, producer):
+                with contextlib.suppress(Exception):
+                    await done.stop()
 
     async def faults_loop(
         self, stop_at: float, watchers: list[asyncio.Task[None]], simulator: Simulation
