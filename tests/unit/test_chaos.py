@@ -156,3 +156,17 @@ def test_a_notice_of_a_cluster_is_no_stranger() -> None:
     found = verdict(calls("1"), [*whole("1"), notice], RUN)
     assert found["unexpected"] == {} and found["cluster_notices"] == 1
     assert found["lost"] == 0 and found["doubled"] == 0
+
+
+def test_one_departments_breaches_at_two_levels_due_at_once_are_two_effects() -> None:
+    """A cluster raises an order the instant it is made: its department holds a dispatch at the
+    community and one at the street, both due at once; each clock's breach is its own."""
+    o = order_of("1")
+    breach = {"work_order_id": o, "department": "water", "deadline": "accept", "due": "2026-12-03T22:48:43Z"}
+    alerts = [
+        record(contract.ALERTS, "alert.sla_breached", breach | {"level": "community"}),
+        record(contract.ALERTS, "alert.sla_breached", breach | {"level": "street"}),
+    ]
+    assert verdict(calls("1"), [*whole("1"), *alerts], RUN)["doubled"] == 0
+    again = record(contract.ALERTS, "alert.sla_breached", breach | {"level": "street"})
+    assert verdict(calls("1"), [*whole("1"), *alerts, again], RUN)["doubled"] == 1
