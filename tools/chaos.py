@@ -30,8 +30,13 @@ Calls sent while the broker was down or still without its topics, and calls stil
 it forgot everything it held, are excepted from "lost" and counted apart: an in-memory broker
 that restarts loses what it held by definition.
 
+Then, the faults over and the stack still up, the full run sends 10,000 fuzzed messages
+(``tools.fuzz``: every topic the services consume, valid calls among them): each bad one must be
+dead-lettered naming its field, each valid call must become an order, and no replica may restart.
+
 The report is JSON under ``reports/`` (``chaos-<time>.json`` and ``chaos-latest.json``) with a
-line a person reads; the run fails when anything was lost or doubled, or an order broken.
+line a person reads; the run fails when anything was lost or doubled, an order broken, or
+the fuzz failed.
 """
 
 from __future__ import annotations
@@ -78,6 +83,9 @@ class Plan:
     down_seconds: float = 2.0  # how long PostgreSQL and the broker stay away
     settle: float = 180  # seconds, after the last call, for everything to be accounted for
     seed: int = 19
+    # Fuzzed messages (tools.fuzz) sent to the stack once the faults are over, valid calls among
+    # them; 0: none (the short run leaves fuzzing to tests/integration/test_fuzz.py).
+    fuzz_messages: int = 10_000
     home: Path = ROOT / ".whistle" / "chaos"
     broker_port: int = 9492
     http_port_base: int = 18580
@@ -95,6 +103,7 @@ SHORT = Plan(
     kill_every=(5.0, 8.0),
     broker_restart=False,
     settle=150,
+    fuzz_messages=0,
     home=ROOT / ".whistle" / "test-chaos",
     broker_port=19197,
     http_port_base=18500,
@@ -744,6 +753,40 @@ class Run:
                 await t.stop()
         return verdict(self.calls, self._seen(), self.run)
 
+    def fuzz(self) -> dict[str, Any]:
+        """Bad messages on every topic the services consume, valid calls among them: each bad one
+        dead-lettered naming its field, each valid call an order, no replica restarted by them."""
+        from tools import fuzz
+
+        self.say(f"{self.plan.fuzz_messages} fuzzed messages ...")
+        ref = load_jurisdiction(self.settings.jurisdiction_file)
+        restarts = self.stack.restarts()
+        report = asyncio.run(
+            fuzz.run(
+                self.settings,
+                self.plan.fuzz_messages,
+                departments=tuple(d.code for d in ref.departments),
+                places=tuple(c.name for _, _, c in ref.compounds),
+                at_seed=self.plan.seed,
+                within=900,
+            )
+        )
+        crashed = sorted(part for part, n in self.stack.restarts().items() if n != restarts.get(part))
+        self.say(report.line())
+        return {
+            "ok": report.ok and not crashed,
+            "bad": report.bad,
+            "absurd": report.absurd,
+            "dead_lettered": report.dead_lettered,
+            "valid": report.valid,
+            "flowed": report.flowed,
+            "missing": report.missing[:10],
+            "unnamed": report.unnamed[:10],
+            "stuck": report.stuck[:10],
+            "restarted": crashed,
+            "seconds": round(report.seconds, 1),
+        }
+
     def execute(self) -> dict[str, Any]:
         began = time.time()
         self.say(
@@ -761,6 +804,7 @@ class Run:
             self.started = time.time()
             counts = asyncio.run(self.play())
             counts.pop("lost_ids")
+            fuzzed = self.fuzz() if self.plan.fuzz_messages else None
         finally:
             self.stack.down()
             self.postgres.stop()
@@ -785,6 +829,7 @@ class Run:
                 "never": sum(k is None for k in kills),
                 "each": self.recoveries,
             },
+            "fuzz": fuzzed,
             "restarts": self.stack.restarts(),
             "reader": {"unread": self.unread, "errors": dict(sum((t.errors for t in self.taps), Counter()))},
             "seconds": round(time.time() - began, 1),
@@ -814,7 +859,13 @@ class Simulation:
 
 
 def passed(report: dict[str, Any]) -> bool:
-    return bool(report["lost"] == 0 and report["doubled"] == 0 and report["order_violations"] == 0)
+    fuzzed = report.get("fuzz")
+    return bool(
+        report["lost"] == 0
+        and report["doubled"] == 0
+        and report["order_violations"] == 0
+        and (fuzzed is None or fuzzed["ok"])
+    )
 
 
 def summary(report: dict[str, Any]) -> str:
@@ -827,6 +878,7 @@ def summary(report: dict[str, Any]) -> str:
         f"dead letters {report['dead_letters']}, unexpected {sum(report['unexpected'].values())}; "
         f"recovery p50 {recovery['p50']}s max {recovery['max']}s; "
         f"call→dispatch p50 {latency['p50']}s p99 {latency['p99']}s"
+        + (f"; fuzz {'ok' if fuzzed['ok'] else 'FAILED'}" if (fuzzed := report.get("fuzz")) else "")
     )
 
 
