@@ -10,7 +10,6 @@ types taken from the api's list of them (it reads every one)."""
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from pydantic.json_schema import models_json_schema
 
 from shared import contract
 from shared.contract import CloudEvent
+from shared.documents import write_or_check
 
 DOCUMENT = Path(__file__).resolve().parents[1] / "docs" / "asyncapi.json"
 COMMAND = "python -m tools.asyncapi"
@@ -193,20 +193,8 @@ def schema() -> dict[str, Any]:
     }
 
 
-def render(document: dict[str, Any]) -> str:
-    """Keys sorted, two spaces, Chinese as it is: stable from one run to the next."""
-    return json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
-
-
 def main(argv: list[str]) -> int:
-    text = render(schema())
-    if "--check" in argv:
-        current = DOCUMENT.exists() and DOCUMENT.read_text(encoding="utf-8") == text
-        print(f"{DOCUMENT}: {'current' if current else f'out of date; run {COMMAND}'}")
-        return 0 if current else 1
-    DOCUMENT.write_text(text, encoding="utf-8")
-    print(f"wrote {DOCUMENT}")
-    return 0
+    return write_or_check(DOCUMENT, schema(), COMMAND, argv)
 
 
 if __name__ == "__main__":

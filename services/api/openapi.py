@@ -4,10 +4,11 @@ unit test asks the same)."""
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Any
+
+from shared.documents import write_or_check
 
 from .app import ROUTERS
 from .web import http_app
@@ -20,20 +21,8 @@ def schema() -> dict[str, Any]:
     return http_app(None, ROUTERS).openapi()
 
 
-def render(document: dict[str, Any]) -> str:
-    """Keys sorted, two spaces, Chinese as it is: stable from one run to the next."""
-    return json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
-
-
 def main(argv: list[str]) -> int:
-    text = render(schema())
-    if "--check" in argv:
-        current = DOCUMENT.exists() and DOCUMENT.read_text(encoding="utf-8") == text
-        print(f"{DOCUMENT}: {'current' if current else f'out of date; run {COMMAND}'}")
-        return 0 if current else 1
-    DOCUMENT.write_text(text, encoding="utf-8")
-    print(f"wrote {DOCUMENT}")
-    return 0
+    return write_or_check(DOCUMENT, schema(), COMMAND, argv)
 
 
 if __name__ == "__main__":
