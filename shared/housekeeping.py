@@ -44,11 +44,13 @@ class Prunable:
     def statement(self) -> TextClause:
         """One batch: found in the index on ``column``, deleted by their physical address, the
         conditions checked again on each row (a row changed meanwhile is a new version, judged
-        afresh, and one reopened stays)."""
+        afresh, and one reopened stays). Rows another transaction holds are left for the next
+        batch: pruning never waits, so never takes part in a deadlock."""
         old = f"{self.ended} AND {self.column} < :before"
         return text(
             f"DELETE FROM {self.table} WHERE {old} AND ctid = ANY(ARRAY("
-            f"SELECT ctid FROM {self.table} WHERE {old} ORDER BY {self.column} LIMIT :n))"
+            f"SELECT ctid FROM {self.table} WHERE {old} ORDER BY {self.column} LIMIT :n "
+            "FOR UPDATE SKIP LOCKED))"
         )
 
 

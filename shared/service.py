@@ -180,6 +180,7 @@ def build_service(
         # A batch allocates and frees hundreds of thousands of objects, nearly all freed by their
         # reference counts: collect the young generation every 50,000 allocations, not every 700.
         gc.set_threshold(50_000, 20, 20)
+        asyncio.get_running_loop().add_signal_handler(signal.SIGUSR2, _log_tasks)
         svc.running.append(asyncio.create_task(relay.run(), name=f"{name}-relay"))
         svc.running.append(asyncio.create_task(_watch_topics(svc), name=f"{name}-watchdog"))
         for task in svc.tasks:
@@ -222,6 +223,27 @@ def build_service(
         on_shutdown=[stop_tasks],
     )
     return app, svc
+
+
+def _log_tasks() -> None:
+    """SIGUSR2: where every task of the process waits, one log line each (file, line, function;
+    never a value). For a service that stalls with nothing to show for it: a transaction left
+    idle, a batch that does not move."""
+    for task in asyncio.all_tasks():
+        log.info("task", name=task.get_name(), waits_in=" -> ".join(_awaiting(task.get_coro())))
+
+
+def _awaiting(coro: Any) -> list[str]:
+    """The chain of awaits a coroutine is suspended in, outermost first."""
+    where: list[str] = []
+    while coro is not None and len(where) < 40:
+        frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
+        if frame is None:
+            where.append(type(coro).__name__)
+            break
+        where.append(f"{frame.f_code.co_filename.rsplit('/', 2)[-1]}:{frame.f_lineno} {frame.f_code.co_name}")
+        coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
+    return where
 
 
 def _json(body: dict[str, Any], status: int) -> AsgiResponse:

@@ -46,6 +46,7 @@ import contextlib
 import os
 import random
 import shutil
+import signal
 import subprocess
 import time
 import uuid
@@ -721,6 +722,17 @@ class Run:
                 self.say(f"still missing: {counts['lost_by_kind']}")
                 said = time.monotonic()
             await asyncio.sleep(3)  # polling the reader's progress, under the deadline
+        self.dump_tasks()
+
+    def dump_tasks(self) -> None:
+        """Calls still unaccounted for: every replica logs where its tasks wait (SIGUSR2), so that
+        a stalled batch shows where it stalls."""
+        for part in self.stack.known_parts():
+            pid = self.stack.pid(part)
+            if pid:
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGUSR2)
+        self.say(f"settle time over: where each replica's tasks wait is in {self.stack.home / 'logs'}")
 
     def _seen(self) -> list[Seen]:
         return [s for tap in self.taps for s in tap.seen]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -209,6 +210,21 @@ async def order_of(conn: AsyncConnection, dispatch_id: str) -> str | None:
     """The order a dispatch belongs to."""
     stmt = select(Dispatch.work_order_id).where(Dispatch.id == dispatch_id)
     return (await conn.execute(stmt)).scalar_one_or_none()
+
+
+# Rows locked in one order (by id), whichever messages name them: a batch that locked its orders
+# as its messages came could wait on another replica's batch waiting on it.
+_LOCK = text(
+    "SELECT id FROM orders WHERE id IN (SELECT unnest(CAST(:orders AS text[])) "
+    "UNION SELECT work_order_id FROM dispatches WHERE id = ANY(CAST(:dispatches AS text[]))) "
+    "ORDER BY id FOR UPDATE"
+)
+
+
+async def lock(conn: AsyncConnection, order_ids: Iterable[str], dispatch_ids: Iterable[str]) -> None:
+    """Lock, for the transaction, these orders and those of these dispatches, in the order of
+    their ids."""
+    await conn.execute(_LOCK, {"orders": sorted(set(order_ids)), "dispatches": sorted(set(dispatch_ids))})
 
 
 async def save(conn: AsyncConnection, order: domain.Order) -> None:

@@ -47,6 +47,24 @@ class DispatchUnit:
             clustered=await store.clusters_among(conn, pairs, since) if pairs else set(),
         )
 
+    async def lock(self, conn: AsyncConnection, messages: list[Decoded]) -> None:
+        """Every order the batch may change, locked at once, in one order (an alert names many, an
+        answer its dispatch): two replicas' batches that share orders queue, never deadlock. New
+        orders from intake are not there yet: nothing to lock."""
+        orders: set[str] = set()
+        dispatches: set[str] = set()
+        for m in messages:
+            data = m.data
+            if isinstance(data, OrderOpened):
+                continue
+            if isinstance(order_id := getattr(data, "work_order_id", None), str):
+                orders.add(order_id)
+            orders.update(getattr(data, "work_order_ids", None) or ())
+            if isinstance(dispatch_id := getattr(data, "dispatch_id", None), str):
+                dispatches.add(dispatch_id)
+        if orders or dispatches:
+            await store.lock(conn, orders, dispatches)
+
     async def close(self, conn: AsyncConnection, batch: DispatchBatch) -> list[OutboxMessage]:
         await store.save_new(conn, batch.orders, batch.dispatches, batch.history)
         return []

@@ -5,12 +5,12 @@ from __future__ import annotations
 from faststream.asgi import AsgiFastStream
 
 from shared import contract
-from shared.clock import BusinessClock
 from shared.reference import calendars_of, load_jurisdiction
 from shared.service import Service, build_service
 from shared.settings import Settings
 
 from . import handlers, store, timers
+from .unit import EscalationUnit
 
 NAME = "escalation"
 
@@ -32,6 +32,6 @@ def create_app(settings: Settings) -> tuple[AsgiFastStream, Service]:
         ],
         tasks=[timers.fire_due],
         remember_traces=True,  # its timers publish in the trace of the order's call
-        unit=BusinessClock(),
+        unit=EscalationUnit(),
         prunable=store.PRUNABLE,
     )

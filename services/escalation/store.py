@@ -72,6 +72,29 @@ _DUE = text(
 )
 
 
+# A due clock's order must be the round's alone: its other open clocks are locked too, or the
+# clock waits for the next round. A round that waited for them (to stop them, on a breach) while
+# holding the clocks it claimed deadlocked with a batch, or the other replica's round, holding
+# those and waiting on these. So the clock loop never waits for a lock.
+_BUSY = text(
+    "WITH mine AS (SELECT id FROM clocks WHERE work_order_id = ANY(CAST(:orders AS text[])) "
+    "AND state = 'open' FOR UPDATE SKIP LOCKED) "
+    "SELECT DISTINCT work_order_id FROM clocks WHERE work_order_id = ANY(CAST(:orders AS text[])) "
+    "AND state = 'open' AND id NOT IN (SELECT id FROM mine)"
+)
+
+# A batch's orders' clocks, whatever their state (a refused return opens a stopped one again),
+# locked in one order: the clock loop never waits, and batches queue behind one another.
+_LOCK = text(
+    "SELECT id FROM clocks WHERE work_order_id = ANY(CAST(:orders AS text[])) ORDER BY id FOR UPDATE"
+)
+
+
+async def lock(conn: AsyncConnection, order_ids: set[str]) -> None:
+    if order_ids:
+        await conn.execute(_LOCK, {"orders": sorted(order_ids)})
+
+
 _START = bulk_insert(
     Clock.__table__,  # type: ignore[arg-type]
     (
@@ -135,7 +158,13 @@ async def get(conn: AsyncConnection, clock_id: str) -> Row[Any] | None:
 
 
 async def claim_due(conn: AsyncConnection, now: datetime, limit: int = 200) -> list[DueClock]:
+    """Due clocks no one else is working on, locked for the round with all their orders' open
+    clocks (a breach stops them); never waits for a lock."""
     rows = (await conn.execute(_DUE, {"now": now, "n": limit})).all()
+    if not rows:
+        return []
+    orders = sorted({r.work_order_id for r in rows})
+    busy = set((await conn.execute(_BUSY, {"orders": orders})).scalars())
     return [
         DueClock(
             id=r.id,
@@ -149,6 +178,7 @@ async def claim_due(conn: AsyncConnection, now: datetime, limit: int = 200) -> l
             remind_at=r.remind_at,
         )
         for r in rows
+        if r.work_order_id not in busy
     ]
 
 

@@ -23,7 +23,7 @@ their offsets), ``outbox`` (staging), ``publishing`` and ``relay`` (the outbox t
 from .consumer import WRITE_BEHIND_EVERY, BatchConsumer, Prepared
 from .decoding import Decoder, dead_letter, describe_validation
 from .failures import is_transient
-from .handling import BatchUnit, Decoded, Delivery, Handler, Refused, Route, Tx, WritesBehind
+from .handling import BatchUnit, Decoded, Delivery, Handler, LocksFirst, Refused, Route, Tx, WritesBehind
 from .kafka import (
     HEADERS,
     TRACEPARENT_HEADER,
@@ -56,6 +56,7 @@ __all__ = [
     "Handler",
     "InboxRow",
     "KafkaPositions",
+    "LocksFirst",
     "OutboxMessage",
     "OutboxRelay",
     "OutboxRow",

@@ -26,7 +26,7 @@ from shared.retry import transient_retries
 
 from .decoding import Decoder, dead_letter
 from .failures import NeedsCare, careful_on_failure, is_transient
-from .handling import BatchUnit, Decoded, Delivery, Refused, Route, Tx, WritesBehind
+from .handling import BatchUnit, Decoded, Delivery, LocksFirst, Refused, Route, Tx, WritesBehind
 from .outbox import OutboxMessage, outbox_insert
 
 log = get_logger(__name__)
@@ -293,6 +293,8 @@ class BatchConsumer:
         staged = _Staged([m.row() for m in dead_before])
         async with self.engine.begin() as conn:
             todo = await self._claim(conn, decoded, staged)
+            if todo and isinstance(self.unit, LocksFirst):
+                await self.unit.lock(conn, todo)  # in the careful path too: all, before any savepoint
             if careful:
                 for m in todo:
                     await self._apply_carefully(conn, m, staged)

@@ -146,3 +146,13 @@ class WritesBehind(BatchUnit[B], Protocol[B]):
 
     async def flush(self, conn: AsyncConnection, context: B) -> None:
         """Write what the handlers have staged since the last flush (``close`` writes the rest)."""
+
+
+@runtime_checkable
+class LocksFirst(BatchUnit[B], Protocol[B]):
+    """A BatchUnit whose batches lock what they will change before they change anything, in one
+    order (``shared.db.lock_keys``): replicas whose batches share keys (an alert about many
+    orders, an answer about one) then queue, where rows locked as the messages came deadlocked."""
+
+    async def lock(self, conn: AsyncConnection, messages: list[Decoded]) -> None:
+        """Lock the keys of everything these messages may change, for the transaction."""

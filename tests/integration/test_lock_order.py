@@ -1,0 +1,187 @@
+"""Replicas that share rows, against the real PostgreSQL: two of dispatch's batches naming the same
+orders in opposite orders queue rather than deadlock (each locks its orders, sorted, first), and
+escalation's clock loop never waits for a clock a batch holds (it leaves that order for a round)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
+from typing import Any
+
+import orjson
+import pytest
+from aiokafka import ConsumerRecord
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.dispatch import handlers as dispatch_handlers
+from services.dispatch import store as orders
+from services.dispatch.routing import Policy
+from services.dispatch.unit import DispatchUnit
+from services.escalation import store as clocks
+from services.escalation.timers import fire_due_once
+from shared import contract, metrics
+from shared.clock import BusinessClock
+from shared.messaging import HEADERS, BatchConsumer
+from shared.reference import DEFAULT_JURISDICTION, load_jurisdiction
+from shared.settings import Settings
+from tests.integration.bus import cloud_event
+from tests.integration.databases import fresh_database
+
+pytestmark = pytest.mark.integration
+PREFIX = "whistle_test_locks"
+ORDERS = 12
+ROUNDS = 4
+
+
+def opened(n: int) -> dict[str, Any]:
+    return {
+        "work_order_id": f"WO-L-{n}",
+        "source": "hotline",
+        "category": "heating",
+        "category_name": "供暖",
+        "summary": "暖气不热",
+        "address": None,
+        "location": None,
+        "street": "福新街道",
+        "community": "福新社区",
+        "grid": None,
+        "property_company": None,
+        "urgency": "normal",
+        "contact": None,
+    }
+
+
+def alert(n: int, ids: list[str]) -> dict[str, Any]:
+    # Each alert of its own area (its own cluster row): only the orders are shared.
+    return {
+        "category": "heating",
+        "street": "福新街道",
+        "community": f"社区{n}",
+        "count": len(ids),
+        "window_minutes": 60,
+        "work_order_ids": ids,
+    }
+
+
+class Records:
+    def __init__(self) -> None:
+        self.offset = 0
+
+    def __call__(
+        self, topic: str, events: list[tuple[str, dict[str, Any]]]
+    ) -> list[ConsumerRecord[Any, Any]]:
+        out = []
+        for key, event in events:
+            value = orjson.dumps(event)
+            out.append(
+                ConsumerRecord(topic, 0, self.offset, 0, 0, key.encode(), value, None, 0, len(value), HEADERS)
+            )
+            self.offset += 1
+        return out
+
+
+def dispatch_consumer(engine: AsyncEngine) -> BatchConsumer:
+    settings = Settings(database_prefix=PREFIX)
+    return BatchConsumer(
+        service="dispatch",
+        engine=engine,
+        inbox=orders.Inbox.__table__,  # type: ignore[arg-type]
+        outbox=orders.Outbox.__table__,  # type: ignore[arg-type]
+        routes=dispatch_handlers.routes(Policy.of(load_jurisdiction(DEFAULT_JURISDICTION), settings)),
+        strict_topics=[],
+        unit=DispatchUnit(timedelta(minutes=60)),
+    )
+
+
+def retries() -> float:
+    return float(metrics.TRANSIENT_RETRIES.labels("dispatch")._value.get())
+
+
+async def test_two_replicas_batches_over_the_same_orders_never_deadlock() -> None:
+    async with fresh_database(PREFIX, "dispatch") as engine:
+        one, other = dispatch_consumer(engine), dispatch_consumer(engine)
+        records = Records()
+        ids = [f"WO-L-{n}" for n in range(ORDERS)]
+        new = [(i, cloud_event("intake.order.opened", opened(n))) for n, i in enumerate(ids)]
+        await one.apply(await one.prepare(records(contract.INTAKE_ORDERS, new)))
+        before = retries()
+        for r in range(ROUNDS):
+            # Alerts name many orders: one replica's in one order, the other's in the reverse. Each
+            # batch locking its orders as its messages came, they took one each and waited.
+            forward = [(f"a{r}", cloud_event("alert.cluster_detected", alert(2 * r, ids)))]
+            backward = [(f"b{r}", cloud_event("alert.cluster_detected", alert(2 * r + 1, ids[::-1])))]
+            batches = [
+                await c.prepare(records(contract.ALERTS, b)) for c, b in ((one, forward), (other, backward))
+            ]
+            await asyncio.wait_for(asyncio.gather(one.apply(batches[0]), other.apply(batches[1])), timeout=60)
+        async with engine.connect() as conn:
+            levels = set((await conn.execute(text("SELECT level FROM orders"))).scalars())
+            cancelled = (
+                await conn.execute(text("SELECT count(*) FROM dispatches WHERE status = 'cancelled'"))
+            ).scalar_one()
+    assert retries() == before  # no batch was retried: none deadlocked
+    assert levels == {"street"}  # the first alert raised every order, once
+    assert cancelled == ORDERS  # each order's community dispatch, cancelled once
+
+
+def clock(kind: str, due_at: datetime, started: datetime) -> dict[str, Any]:
+    return {
+        "id": f"D-X:{kind}",
+        "work_order_id": "WO-X",
+        "dispatch_id": "D-X",
+        "department": "heat",
+        "level": "community",
+        "area": "夹河社区",
+        "urgency": "normal",
+        "kind": kind,
+        "started_at": started,
+        "due_at": due_at,
+        "remind_at": due_at - timedelta(minutes=30),
+        "reminded": False,
+        "state": "open",
+    }
+
+
+async def fire_round(svc: Any) -> int:
+    return await fire_due_once(svc, BusinessClock())
+
+
+async def test_the_clock_loop_leaves_an_order_a_batch_holds_and_never_waits() -> None:
+    async with fresh_database(PREFIX, "escalation") as engine:
+        now = datetime.now(UTC)
+        async with engine.begin() as conn:
+            await conn.execute(
+                text("INSERT INTO business_clock (id, event_time, seen_at) VALUES (1, :t, :t)"), {"t": now}
+            )
+            # Past its accept deadline (a breach, which stops the order's clocks), not its resolve.
+            started = now - timedelta(hours=3)
+            await clocks.start(
+                conn,
+                [
+                    clock("accept", now - timedelta(minutes=1), started),
+                    clock("resolve", now + timedelta(days=1), started),
+                ],
+            )
+        svc = SimpleNamespace(
+            engine=engine,
+            consumer=SimpleNamespace(outbox=clocks.Outbox.__table__),
+            relay=SimpleNamespace(notify=lambda: None),
+        )
+        async with engine.connect() as batch:
+            await batch.begin()
+            # A batch of the order's events has its resolve clock (a deadline moved, say).
+            await batch.execute(text("SELECT id FROM clocks WHERE id = 'D-X:resolve' FOR UPDATE"))
+            # Holding the accept clock and waiting for the resolve one, it would wait on the batch
+            # for good once the batch waited on it.
+            fired = await asyncio.wait_for(fire_round(svc), timeout=10)
+            await batch.rollback()
+        assert fired == 0
+        fired = await asyncio.wait_for(fire_round(svc), timeout=10)
+        async with engine.connect() as conn:
+            states = {i: st for i, st in (await conn.execute(text("SELECT id, state FROM clocks"))).all()}
+            sent = (await conn.execute(text("SELECT count(*) FROM outbox"))).scalar_one()
+    assert fired == 1
+    assert states == {"D-X:accept": "fired", "D-X:resolve": "stopped"}
+    assert sent > 0
