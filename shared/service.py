@@ -230,7 +230,7 @@ def _log_tasks() -> None:
     never a value). For a service that stalls with nothing to show for it: a transaction left
     idle, a batch that does not move."""
     for task in asyncio.all_tasks():
-        log.info("task", name=task.get_name(), waits_in=" -> ".join(_awaiting(task.get_coro())))
+        log.warning("task", name=task.get_name(), waits_in=" -> ".join(_awaiting(task.get_coro())))
 
 
 def _awaiting(coro: Any) -> list[str]:
