@@ -293,6 +293,9 @@ def chaos(
         None, help="restart the broker (empty) once during the run (default: yes; --short: no)"
     ),
     postgres_crash: bool = typer.Option(True, help="crash the run's PostgreSQL once during the run"),
+    fuzz: int = typer.Option(
+        None, help="fuzzed messages sent once the faults are over (default: 10,000; --short: 0)"
+    ),
     out: Path = typer.Option(None, help="the report's folder (default: reports/)", file_okay=False),
 ) -> None:
     """Fault injection on a stack of its own (two replicas of every service, its own PostgreSQL and
@@ -312,6 +315,8 @@ def chaos(
         changes["seconds"] = seconds
     if rate is not None:
         changes["rate"] = rate
+    if fuzz is not None:
+        changes["fuzz_messages"] = fuzz
     try:
         report, path = main(dataclasses.replace(plan, **changes), out or REPORTS, typer.echo)  # type: ignore[arg-type]
     except StackError as exc:

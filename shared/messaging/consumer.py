@@ -299,7 +299,8 @@ class BatchConsumer:
                 for m in todo:
                     await self._apply_carefully(conn, m, staged)
             elif todo:
-                context = await self.unit.open(conn, todo) if self.unit else None
+                with careful_on_failure:  # a message the unit cannot load (an id too long to store)
+                    context = await self.unit.open(conn, todo) if self.unit else None
                 await self._apply_all(conn, todo, context, staged)
                 if self.unit is not None:
                     with careful_on_failure:  # a row the database refuses: whose is found alone

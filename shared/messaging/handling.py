@@ -155,4 +155,5 @@ class LocksFirst(BatchUnit[B], Protocol[B]):
     orders, an answer about one) then queue, where rows locked as the messages came deadlocked."""
 
     async def lock(self, conn: AsyncConnection, messages: list[Decoded]) -> None:
-        """Lock the keys of everything these messages may change, for the transaction."""
+        """Lock the rows of everything these messages may change, for the transaction. Reads only:
+        it runs before the careful path's savepoints, so no message's data may make it fail."""

@@ -1,6 +1,7 @@
-"""Replicas that share rows, against the real PostgreSQL: two of dispatch's batches naming the same
-orders in opposite orders queue rather than deadlock (each locks its orders, sorted, first), and
-escalation's clock loop never waits for a clock a batch holds (it leaves that order for a round)."""
+"""Batches at the edge of their transaction, against the real PostgreSQL: two of dispatch's batches
+naming the same orders in opposite orders queue rather than deadlock (each locks its orders, sorted,
+first); escalation's clock loop never waits for a clock a batch holds (it leaves that order for a
+round); and a message its batch's unit cannot load is dead-lettered alone."""
 
 from __future__ import annotations
 
@@ -15,6 +16,9 @@ from aiokafka import ConsumerRecord
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from services.api import handlers as api_handlers
+from services.api import store as views
+from services.api.unit import ApiUnit
 from services.dispatch import handlers as dispatch_handlers
 from services.dispatch import store as orders
 from services.dispatch.routing import Policy
@@ -185,3 +189,46 @@ async def test_the_clock_loop_leaves_an_order_a_batch_holds_and_never_waits() ->
     assert fired == 1
     assert states == {"D-X:accept": "fired", "D-X:resolve": "stopped"}
     assert sent > 0
+
+
+def created(order_id: str) -> dict[str, Any]:
+    return {
+        "work_order_id": order_id,
+        "status": "new",
+        "level": "community",
+        "category": "heating",
+        "category_name": "供暖",
+        "street": "福新街道",
+        "community": "福新社区",
+        "grid": None,
+        "source": "hotline",
+        "caused_by": "tests",
+    }
+
+
+async def test_a_message_the_unit_cannot_load_is_dead_lettered_and_the_rest_applied() -> None:
+    async with fresh_database(PREFIX, "api") as engine:
+        consumer = BatchConsumer(
+            service="api",
+            engine=engine,
+            inbox=views.Inbox.__table__,  # type: ignore[arg-type]
+            outbox=views.Outbox.__table__,  # type: ignore[arg-type]
+            routes=api_handlers.routes([], {}),
+            strict_topics=[],
+            unit=ApiUnit(),
+        )
+        # An id longer than the read model stores: the unit's loading of the batch (which makes
+        # every order's row first, to lock it) fails. That failure was the whole batch's, for good:
+        # it was rewound and came again, and its partition stood still behind it.
+        long_id = "WO-H-" + "9" * 100
+        events = [(i, cloud_event("workorder.created", created(i))) for i in ("WO-H-L1", long_id, "WO-H-L2")]
+        await asyncio.wait_for(
+            consumer.apply(await consumer.prepare(Records()(contract.WORKORDER_EVENTS, events))), 30
+        )
+        async with engine.connect() as conn:
+            stored = set((await conn.execute(text("SELECT id FROM orders"))).scalars())
+            letters = [
+                orjson.loads(p) for p in (await conn.execute(text("SELECT payload FROM outbox"))).scalars()
+            ]
+    assert stored == {"WO-H-L1", "WO-H-L2"}
+    assert [(e["type"], e["data"]["original_offset"]) for e in letters] == [("deadletter.recorded", 1)]
