@@ -38,6 +38,10 @@ def department_topic(department: str) -> str:
     return f"dispatch.{department}.v1"
 
 
+def is_department_topic(topic: str) -> bool:
+    return topic.startswith("dispatch.") and topic.endswith(".v1") and topic != DISPATCH_RESPONSES
+
+
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
 Id = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
 LongText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000)]

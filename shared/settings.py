@@ -28,6 +28,10 @@ class Settings(BaseSettings):
     kafka_sasl_password: SecretStr | None = None
     kafka_ssl_cafile: str | None = None
     topic_partitions: int = 6
+    # A department's queue (``dispatch.<department>.v1``): a few thousand records a day, which one
+    # partition keeps in order. Every partition costs the broker on each consumer's fetch, and the
+    # departments' topics were 29 of 42 (docs/performance.md, "A quiet machine").
+    department_topic_partitions: int = 1
     topic_replication_factor: int = 1
 
     # PostgreSQL server; a URL without a database name gets ``<database_prefix>_<service>``.

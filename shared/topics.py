@@ -37,6 +37,13 @@ def all_topics(jurisdiction: Jurisdiction) -> list[str]:
     return fixed + [contract.department_topic(d.code) for d in jurisdiction.departments]
 
 
+def partitions_for(settings: Settings, topic: str) -> int:
+    """How many partitions the project gives a topic it creates."""
+    if contract.is_department_topic(topic):
+        return settings.department_topic_partitions
+    return settings.topic_partitions
+
+
 async def existing_topics(settings: Settings) -> set[str]:
     admin = AIOKafkaAdminClient(**client_options(settings), request_timeout_ms=10000)
     await admin.start()
@@ -57,13 +64,13 @@ async def ensure_topics(settings: Settings, names: Iterable[str]) -> list[str]:
         for name in missing:  # one by one: an "already exists" from a racing replica is fine
             try:
                 await admin.create_topics(
-                    [NewTopic(name, settings.topic_partitions, settings.topic_replication_factor)]
+                    [NewTopic(name, partitions_for(settings, name), settings.topic_replication_factor)]
                 )
                 created.append(name)
             except TopicAlreadyExistsError:
                 pass
         if created:
-            log.info("topics created", topics=created, partitions=settings.topic_partitions)
+            log.info("topics created", topics=created)
         return created
     finally:
         await admin.close()

@@ -172,10 +172,11 @@ def promises(where: str, docs: list[Doc], report: Report) -> None:
             report.fail(where, f"{name} has no KafkaUser")
         elif name in scalers:
             reads = acl_topics(users[name], "Read")
-            cap = min((topics[t]["spec"]["partitions"] for t in reads if t in topics), default=0)
+            # Past the most partitions of any topic it reads, a replica would have nothing to read.
+            cap = max((topics[t]["spec"]["partitions"] for t in reads if t in topics), default=0)
             if scalers[name]["spec"]["maxReplicaCount"] != cap:
                 most = scalers[name]["spec"]["maxReplicaCount"]
-                report.fail(where, f"{name} scales to {most}, its topics have {cap} partitions")
+                report.fail(where, f"{name} scales to {most}, its topics have at most {cap} partitions")
         spec = deployment["spec"]["template"]["spec"]
         if not any(c.get("command", [])[-2:-1] == ["migrate"] for c in spec.get("initContainers", [])):
             report.fail(where, f"{name} has no migration init container")

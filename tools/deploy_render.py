@@ -26,7 +26,7 @@ import yaml
 from shared import contract
 from shared.reference import DEFAULT_JURISDICTION, Jurisdiction, load_jurisdiction
 from shared.settings import Settings
-from shared.topics import all_topics
+from shared.topics import all_topics, partitions_for
 
 ROOT = Path(__file__).resolve().parents[1]
 K8S = ROOT / "deploy/k8s"
@@ -545,7 +545,7 @@ def render(settings: Settings) -> dict[Path, str]:
     names = [k8s_name(t) for t in topics]
     if len(set(names)) != len(names):
         raise SystemExit("two topics map to one Kubernetes name; rename a department code")
-    files[Path("kafka/topics.yaml")] = dump([kafka_topic(t, partitions) for t in topics])
+    files[Path("kafka/topics.yaml")] = dump([kafka_topic(t, partitions_for(settings, t)) for t in topics])
     files[Path("kafka/users.yaml")] = dump(service_users(wiring) + source_users() + department_users(ref))
     files[Path("postgres/postgres.yaml")] = dump(postgres())
     return files
@@ -561,6 +561,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings(
         jurisdiction_file=args.jurisdiction or DEFAULT_JURISDICTION,
         topic_partitions=Settings.model_fields["topic_partitions"].default,
+        department_topic_partitions=Settings.model_fields["department_topic_partitions"].default,
         environment="development",  # wiring only: notify's production check is not the point here
     )
     files = render(settings)

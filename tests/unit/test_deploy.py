@@ -81,6 +81,15 @@ def test_the_committed_files_are_a_fresh_render() -> None:
     assert deploy_render.main(["--check"]) == 0
 
 
+def test_a_departments_queue_has_one_partition_every_other_topic_six(ref: Jurisdiction) -> None:
+    docs = yaml.safe_load_all((ROOT / "deploy/k8s/kafka/topics.yaml").read_text())
+    partitions = {d["spec"]["topicName"]: d["spec"]["partitions"] for d in docs if d}
+    departments = {contract.department_topic(d.code) for d in ref.departments}
+    assert {t for t, n in partitions.items() if n == 1} == departments
+    assert {n for t, n in partitions.items() if t not in departments} == {6}
+    assert contract.DISPATCH_RESPONSES not in departments and contract.DISPATCH_DEADLINES not in departments
+
+
 def test_the_render_check_sees_drift(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     copy = tmp_path / "k8s"
     shutil.copytree(ROOT / "deploy/k8s", copy)
