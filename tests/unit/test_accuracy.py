@@ -19,6 +19,7 @@ from tools.accuracy import (
     Report,
     evaluate_calls,
     load_labelled,
+    resident_examples,
     residents_halves,
 )
 
@@ -162,14 +163,27 @@ RESIDENTS_WRONG_DESK_MAX = 12
 RESIDENTS_MISSED_EMERGENCIES_MAX = 0
 
 
+RESIDENTS2_SET = DEFAULT_SET.with_name("dev_residents2.jsonl")
+# 600 calls in residents' words (92 emergencies, 24 a category), written for issue 22 by two hands
+# who never saw the code or the keywords. Its tuning half is read, tuned on and trained on (the
+# classifier's examples end with it); its check half is the figure to trust, never read or trained on.
+# Before issue 22's second round: tuning half 85.0% (45 misses, 20 to a wrong desk), check half 86.0%
+# (26 to a wrong desk), 12 and 19 of 46 emergencies missed.
+RESIDENTS2_TUNE_FLOOR = 0.83  # cross-validated since it is trained on
+RESIDENTS2_CHECK_FLOOR = 0.86
+RESIDENTS2_CHECK_WRONG_DESK_MAX = 26
+RESIDENTS2_CHECK_MISSED_EMERGENCIES_MAX = 19
+
+
 def test_the_residents_set_is_never_trained_on(examples: list[Example]) -> None:
     dev = {call.content for call in load_labelled(RESIDENTS_SET)}
     assert len(dev) >= 200
     assert [e.content for e in examples if e.content in dev] == []
 
 
-def test_the_residents_halves_split_each_category(ref: Jurisdiction) -> None:
-    calls = load_labelled(RESIDENTS_SET)
+@pytest.mark.parametrize("path", [RESIDENTS_SET, RESIDENTS2_SET], ids=lambda p: p.name)
+def test_the_residents_halves_split_each_category(ref: Jurisdiction, path) -> None:
+    calls = load_labelled(path)
     tune, check = residents_halves(calls)
     assert len(tune) + len(check) == len(calls)
     assert not {c.content for c in tune} & {c.content for c in check}
@@ -192,3 +206,36 @@ def test_the_residents_set_is_reported_and_does_not_regress(
     for half, floor in ((tune, RESIDENTS_TUNE_FLOOR), (check, RESIDENTS_CHECK_FLOOR)):
         report = evaluate_calls(half, ref, examples)
         assert report.category_accuracy >= floor, report.format(examples=0)
+
+
+def test_the_second_residents_set_trains_on_its_tuning_half_only(examples: list[Example]) -> None:
+    calls = load_labelled(RESIDENTS2_SET)
+    assert len(calls) == 600 and len({c.content for c in calls}) == 600
+    tune, check = residents_halves(calls)
+    trained = {(e.content, e.category) for e in examples}
+    assert all((e.content, e.category) in trained for e in resident_examples())
+    assert {e.content for e in resident_examples()} == {c.content for c in tune}
+    assert [e.content for e in examples if e.content in {c.content for c in check}] == []
+    earlier = {c.content for path in (DEFAULT_SET, HOLDOUT_SET, RESIDENTS_SET) for c in load_labelled(path)}
+    assert not earlier & {c.content for c in calls}, "a call of another set"
+
+
+def test_the_second_residents_set_is_reported_and_does_not_regress(
+    ref: Jurisdiction, examples: list[Example]
+) -> None:
+    """Figures only: a failure shows no check-half call (the report's repr would)."""
+    tune, check = residents_halves(load_labelled(RESIDENTS2_SET))
+    tuned = evaluate_calls(tune, ref, examples)
+    assert tuned.folds == 5, "the tuning half is trained on: cross-validated"
+    tuned_accuracy = tuned.category_accuracy
+    assert tuned_accuracy >= RESIDENTS2_TUNE_FLOOR, tuned.format(examples=0, contents=False)
+    result = evaluate_calls(check, ref, examples)
+    figures = result.format(examples=0, contents=False)
+    print("\nsecond residents' set, check half:\n" + figures)
+    folds, accuracy, wrong = result.folds, result.category_accuracy, result.to_wrong_desk
+    missed, placed = len(result.missed_emergencies), result.place_accuracy
+    assert folds == 1, "trained on all the examples, none of them check-half calls"
+    assert accuracy >= RESIDENTS2_CHECK_FLOOR, figures
+    assert wrong <= RESIDENTS2_CHECK_WRONG_DESK_MAX, figures
+    assert missed <= RESIDENTS2_CHECK_MISSED_EMERGENCIES_MAX, figures
+    assert placed >= PLACE_TARGET, figures
