@@ -249,17 +249,19 @@ def tag_category(
         ref,
         threshold,
         second_opinion,
-        (lambda: fallback.tempered(_without_places(reading.text, ref))) if fallback else None,
+        (lambda: fallback.tempered(_for_classifier(reading.text, ref))) if fallback else None,
     )
     return Tag(ref.category_by_code[best], confidence, reading.is_dangerous(best), reading.focus(best))
 
 
-def _without_places(text: str, ref: Jurisdiction) -> str:
-    """The text without the jurisdiction's place names, for the classifier: a compound's name says
-    nothing of the problem, and in a short call would outweigh the one word that does."""
+def _for_classifier(text: str, ref: Jurisdiction) -> str:
+    """The text as the classifier reads it: without the jurisdiction's place names (a compound's
+    name says nothing of the problem, and in a short call would outweigh the one word that does)
+    and without the boilerplate of asking (``Lexicon.boilerplate``: 麻烦尽快派人看看 is said of
+    every problem, and leant the classifier to the categories whose examples say it most)."""
     for name, _ in ref.place_index.find(text):
         text = text.replace(name, "")
-    return text
+    return lexicon_for(ref).boilerplate.sub("", text)
 
 
 def decide(
