@@ -188,6 +188,8 @@ class Report:
     emergencies: int = 0  # calls labelled emergency true
     calm: int = 0  # calls labelled emergency false
     missed_emergencies: list[str] = field(default_factory=list)  # labelled true, not an emergency
+    missed_by_category: Counter[str] = field(default_factory=Counter)  # expected category -> missed
+    emergencies_by_category: Counter[str] = field(default_factory=Counter)  # expected -> labelled true
     false_alarms: list[str] = field(default_factory=list)  # labelled false, made an emergency
     unjudged_alarms: int = 0  # made an emergency, with no label either way
     # confidence band (tenths) -> [right, sent to a department]: is the confidence a probability?
@@ -266,7 +268,16 @@ class Report:
             ),
             f"emergencies: {len(self.missed_emergencies)} of {self.emergencies} missed, "
             f"{len(self.false_alarms)} false alarms of {self.calm} calm calls labelled; "
-            f"{self.unjudged_alarms} more made emergencies, unlabelled",
+            f"{self.unjudged_alarms} more made emergencies, unlabelled"
+            + (
+                "; missed per category: "
+                + ", ".join(
+                    f"{code} {n} of {self.emergencies_by_category[code]}"
+                    for code, n in self.missed_by_category.most_common()
+                )
+                if self.missed_by_category
+                else ""
+            ),
             f"placement accuracy (street, community and compound all right): {self.place_accuracy:.1%} "
             f"({self.place_right}/{self.total})",
             "  per level: "
@@ -378,8 +389,10 @@ def evaluate_calls(
             band[1] += 1
         if call.emergency is True:
             report.emergencies += 1
+            report.emergencies_by_category[call.category] += 1
             if not tag.emergency:
                 report.missed_emergencies.append(call.content)
+                report.missed_by_category[call.category] += 1
         elif call.emergency is False:
             report.calm += 1
             if tag.emergency:
