@@ -54,10 +54,14 @@ import typer
 from services.intake.domain import TAG_THRESHOLD, place_order, tag_category, tag_request_type
 from services.intake.tagging import SECOND_OPINION, WORDS_ALONE_THRESHOLD
 from shared.classifier import (
+    CALM,
     DEFAULT_EXAMPLES,
+    EMERGENCY,
+    EMERGENCY_EXAMPLES,
     TYPE_EXAMPLES,
     CategoryModel,
     Example,
+    emergency_model,
     load_examples,
     type_model,
     with_phrases,
@@ -357,13 +361,16 @@ def evaluate_calls(
     threshold: float | None = None,
     curve: bool = False,
     second_opinion: float = SECOND_OPINION,
+    alarms: list[Example] | None = None,
 ) -> Report:
-    """Without ``examples`` the tagger alone; with them, the tagger and the classifier behind it.
-    ``curve``: also the right, triage and wrong desk at each threshold of CURVE, for each of the
-    two thresholds (the other at its value here)."""
+    """Without ``examples`` the tagger alone; with them, the tagger and the classifier behind it;
+    with ``alarms`` (the emergency model's examples) the emergency model too, cross-validated like
+    the classifier. ``curve``: also the right, triage and wrong desk at each threshold of CURVE, for
+    each of the two thresholds (the other at its value here)."""
     models = (
         [Remembered(m) for m in fold_models(calls, with_phrases(examples, ref), folds)] if examples else []
     )
+    alarm_models = fold_models(calls, alarms, folds, emergency_model) if alarms else []
     report = Report(folds=len(models))
     for i, call in enumerate(calls):
         model = models[i % len(models)] if models else None
@@ -371,7 +378,12 @@ def evaluate_calls(
         # The words alone at the threshold tuned for them (with no threshold given: tag_category's).
         keywords = tag_category(call.content, None, ref, WORDS_ALONE_THRESHOLD if models else threshold)
         report.keyword_right += keywords.category.code == call.category
-        tag = tag_category(call.content, None, ref, threshold, model, second_opinion) if model else keywords
+        alarm = alarm_models[i % len(alarm_models)] if alarm_models else None
+        tag = (
+            tag_category(call.content, None, ref, threshold, model, second_opinion, alarm)
+            if model or alarm
+            else keywords
+        )
         counts = report.per_category.setdefault(call.category, [0, 0])
         counts[1] += 1
         right = tag.category.code == call.category
@@ -544,6 +556,14 @@ def resident_examples(dev: Path = DEV_RESIDENTS2) -> list[Example]:
     return [Example(c.content, c.category) for c in residents_halves(load_labelled(dev))[0]]
 
 
+def emergency_examples(labelled: Path = DEFAULT_SET, dev: Path = DEV_RESIDENTS2) -> list[Example]:
+    """What the emergency model is trained on (shared/data/emergency_examples.jsonl): the labelled
+    set's calls and the second residents' set's tuning half, EMERGENCY when labelled so, CALM
+    otherwise (a call not judged is taken as calm: most are)."""
+    calls = load_labelled(labelled) + residents_halves(load_labelled(dev))[0]
+    return [Example(c.content, EMERGENCY if c.emergency else CALM) for c in calls]
+
+
 def type_examples(labelled: Path = DEFAULT_SET, dev: Path = DEV_TYPES) -> list[Example]:
     """What the request type model is trained on (shared/data/request_type_examples.jsonl): the
     labelled set's calls and the development set's tuning half."""
@@ -589,8 +609,9 @@ def evaluate(
     threshold: float | None = None,
     curve: bool = False,
     second_opinion: float = SECOND_OPINION,
+    alarms: list[Example] | None = None,
 ) -> Report:
-    return evaluate_calls(load_labelled(path), ref, examples, folds, threshold, curve, second_opinion)
+    return evaluate_calls(load_labelled(path), ref, examples, folds, threshold, curve, second_opinion, alarms)
 
 
 app = typer.Typer(add_completion=False)
@@ -621,6 +642,7 @@ def main(
     """How well intake tags and places what residents say: accuracy on a hand-labelled set of calls."""
     model_examples = None if keywords_only else load_examples(training)
     types = None if keywords_only else load_examples(type_training, "request_type")
+    alarms = None if keywords_only else load_examples(EMERGENCY_EXAMPLES, "emergency")
     ref = load_jurisdiction(reference)
     if typed is not None:
         typed_report = evaluate_request_types(load_typed(typed), ref, model_examples, types, folds)
@@ -628,16 +650,16 @@ def main(
         return
     if in_halves:
         tune, check = residents_halves(load_labelled(data))
-        halves = (
+        residents = (
             ("tuning half, read and tuned on", tune, True),
             ("check half, its calls not shown", check, False),
         )
-        for name, calls, shown in halves:
+        for name, calls, shown in residents:
             typer.echo(f"{data.name}, {name}:")
-            half = evaluate_calls(calls, ref, model_examples, folds, threshold, curve, second_opinion)
+            half = evaluate_calls(calls, ref, model_examples, folds, threshold, curve, second_opinion, alarms)
             typer.echo(half.format(examples=examples, contents=shown) + "\n")
         return
-    report = evaluate(data, ref, model_examples, folds, threshold, curve, second_opinion)
+    report = evaluate(data, ref, model_examples, folds, threshold, curve, second_opinion, alarms)
     typer.echo(report.format(examples=examples))
     labelled = evaluate_request_types(load_labelled(data), ref, model_examples, types, folds)
     if labelled.total:
