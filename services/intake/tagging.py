@@ -16,7 +16,11 @@ A call is read, not just searched for words:
 The confidence is the winner's share of all scores, with ``PRIOR`` in the denominator so that a
 single short word is never sure of itself. Below ``SECOND_OPINION`` the classifier is asked too,
 and the two agree or disagree (``_combine``); below ``TAG_THRESHOLD`` the order goes to triage
-(其他), where a person decides: a wrong desk costs more than a triage.
+(其他), where a person decides: a wrong desk costs more than a triage. The classifier reads the call
+without its place names and its boilerplate of asking (``_for_classifier``).
+
+Danger the words do not find is the emergency model's to see (``is_emergency``): asked for every
+call the words find no danger in, from ``EMERGENCY_THRESHOLD``.
 """
 
 from __future__ import annotations
