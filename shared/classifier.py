@@ -28,6 +28,11 @@ TYPE_EXAMPLES = Path(__file__).parent / "data" / "request_type_examples.jsonl"
 # The request type model keeps only the n-grams its examples have more than once: a third of the
 # table (9,000 n-grams of 34,000), so cheaper to ask, and no worse on calls it was not trained on.
 TYPE_MIN_COUNT = 2
+# The emergency model's examples (services/intake/tagging.py): {"content", "emergency"}, "emergency"
+# or "calm": the calls labelled so (tools.accuracy.emergency_examples writes them).
+EMERGENCY_EXAMPLES = Path(__file__).parent / "data" / "emergency_examples.jsonl"
+EMERGENCY, CALM = "emergency", "calm"
+EMERGENCY_NGRAMS = (2,)
 NGRAMS = (1, 2, 3)
 ALPHA = 0.1
 # An n-gram seen in more categories than this (的, 小区, 了 …) says little about any of them and
@@ -84,9 +89,18 @@ def type_model(examples: Iterable[Example] | None = None) -> CategoryModel:
     return CategoryModel(examples, min_count=TYPE_MIN_COUNT)
 
 
-def ngrams(text: str) -> list[str]:
+def emergency_model(examples: Iterable[Example] | None = None) -> CategoryModel:
+    """The emergency model (tagging's second opinion on danger): by default from EMERGENCY_EXAMPLES,
+    two classes, EMERGENCY and CALM. Every n-gram kept: an emergency is told in few words, and
+    keeping only those seen twice lost half of what it recognised (cross-validated)."""
+    if examples is None:
+        examples = load_examples(EMERGENCY_EXAMPLES, "emergency")
+    return CategoryModel(examples, orders=EMERGENCY_NGRAMS)
+
+
+def ngrams(text: str, orders: tuple[int, ...] = NGRAMS) -> list[str]:
     text = text.lower().translate(_FOLD)
-    return [text[i : i + n] for n in NGRAMS for i in range(len(text) - n + 1)]
+    return [text[i : i + n] for n in orders for i in range(len(text) - n + 1)]
 
 
 # Texts up to this long have their slices kept (~100,000 slices, a few MB, at most); longer ones,
@@ -94,16 +108,16 @@ def ngrams(text: str) -> list[str]:
 _KEEP_SLICES = 256
 
 
-@lru_cache(maxsize=_KEEP_SLICES + 1)
-def _kept_slices(length: int) -> tuple[slice, ...]:
-    return tuple(slice(i, i + n) for n in NGRAMS for i in range(length - n + 1))
+@lru_cache(maxsize=2 * _KEEP_SLICES + 2)
+def _kept_slices(length: int, orders: tuple[int, ...]) -> tuple[slice, ...]:
+    return tuple(slice(i, i + n) for n in orders for i in range(length - n + 1))
 
 
-def _slices(length: int) -> tuple[slice, ...]:
+def _slices(length: int, orders: tuple[int, ...] = NGRAMS) -> tuple[slice, ...]:
     """The n-grams of a text of this length as slices, in ngrams' order: cut in C (map) per call."""
     if length <= _KEEP_SLICES:
-        return _kept_slices(length)
-    return tuple(slice(i, i + n) for n in NGRAMS for i in range(length - n + 1))
+        return _kept_slices(length, orders)
+    return tuple(slice(i, i + n) for n in orders for i in range(length - n + 1))
 
 
 class CategoryModel:
@@ -116,11 +130,13 @@ class CategoryModel:
         alpha: float = ALPHA,
         temperature: float = TEMPERATURE,
         min_count: int = 1,
+        orders: tuple[int, ...] = NGRAMS,
     ) -> None:
+        self._orders = orders
         counts: dict[str, Counter[str]] = {}
         docs: Counter[str] = Counter()
         for example in examples:
-            counts.setdefault(example.category, Counter()).update(ngrams(example.content))
+            counts.setdefault(example.category, Counter()).update(ngrams(example.content, orders))
             docs[example.category] += 1
         if not counts:
             raise ValueError("no examples to train on")
@@ -154,7 +170,8 @@ class CategoryModel:
         prior; None with no known n-gram."""
         text = text.lower().translate(_FOLD)
         # ngrams(text), cut and looked up in C: the rows of the known n-grams (a row is never empty).
-        rows = list(filter(None, map(self._table.get, map(text.__getitem__, _slices(len(text))))))
+        grams = map(text.__getitem__, _slices(len(text), self._orders))
+        rows = list(filter(None, map(self._table.get, grams)))
         if not rows:
             return None
         known, packed = len(rows), sum(rows)

@@ -107,8 +107,9 @@ def order_from_call(
     threshold: float | None = None,  # tag_category's default: by whether there is a classifier
     fallback: CategoryModel | None = None,
     type_model: CategoryModel | None = None,
+    alarm: CategoryModel | None = None,
 ) -> NewOrder:
-    tag = tag_category(call.content, call.category_hint, ref, threshold, fallback)
+    tag = tag_category(call.content, call.category_hint, ref, threshold, fallback, alarm=alarm)
     place = place_order(call.location, call.address, call.content, ref, tag.focus)
     urgency: Urgency = "emergency" if tag.emergency else call.urgency
     return NewOrder(

@@ -12,6 +12,7 @@ dialect) in indexes built once per loaded jurisdiction, never per call.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -159,6 +160,9 @@ class Lexicon:
         ):
             for phrase in phrases:
                 markers[phrase] = markers.get(phrase, 0) | bit
+        # What asks for something (麻烦, 尽快, 派人, 来看看): said of every problem, no category's.
+        # The classifier reads the call without it (tagging._for_classifier).
+        self.boilerplate = re.compile("|".join(map(re.escape, sorted(speech.request, key=len, reverse=True))))
         self.phrases: Index[Sense] = Index(
             {p: Sense(tuple(words.get(p, {}).values()), markers.get(p, 0)) for p in words.keys() | markers}
         )

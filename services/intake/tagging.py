@@ -16,7 +16,11 @@ A call is read, not just searched for words:
 The confidence is the winner's share of all scores, with ``PRIOR`` in the denominator so that a
 single short word is never sure of itself. Below ``SECOND_OPINION`` the classifier is asked too,
 and the two agree or disagree (``_combine``); below ``TAG_THRESHOLD`` the order goes to triage
-(其他), where a person decides: a wrong desk costs more than a triage.
+(其他), where a person decides: a wrong desk costs more than a triage. The classifier reads the call
+without its place names and its boilerplate of asking (``_for_classifier``).
+
+Danger the words do not find is the emergency model's to see (``is_emergency``): asked for every
+call the words find no danger in, from ``EMERGENCY_THRESHOLD``.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from shared.classifier import EMERGENCY
 from shared.reference import Category, Jurisdiction
 
 from .lexicon import ALARM, ALARMED, CONTEXT, DANGER, FEE, NOT_NOW, NOT_NOW_CLAUSE, REQUEST, Lexicon, Sense
@@ -47,6 +52,10 @@ SECOND_OPINION = 0.75
 # and would send the words' every two-character keyword to triage; with the classifier off, set
 # TAG_THRESHOLD to this. tools.accuracy judges the words alone at it.
 WORDS_ALONE_THRESHOLD = 0.4
+# The emergency model (shared.classifier.emergency_model) makes an order an emergency the words did
+# not from this posterior: chosen cross-validated on the labelled set and dev_residents2's tuning
+# half, with the words as they were before they were tuned on it (docs/performance.md).
+EMERGENCY_THRESHOLD = 0.7
 # The classifier alone (no word of any category) counts from this posterior: lower sends more
 # calls to a wrong desk than it saves from triage (cross-validated on the labelled set).
 FALLBACK_THRESHOLD = 0.5
@@ -228,6 +237,7 @@ def tag_category(
     threshold: float | None = None,
     fallback: Classifier | None = None,
     second_opinion: float = SECOND_OPINION,
+    alarm: Classifier | None = None,
 ) -> Tag:
     """The operator's hint wins when it names a known category; otherwise what the call says.
 
@@ -235,7 +245,8 @@ def tag_category(
     PRIOR; below ``second_opinion`` the ``fallback`` classifier is asked too (the confident path
     never pays for it); below ``threshold`` the order is 其他, for the triage desk rather than a
     wrong department. No threshold: TAG_THRESHOLD with the classifier, WORDS_ALONE_THRESHOLD
-    without it.
+    without it. ``alarm``, the emergency model, is asked when the words say no danger
+    (``is_emergency``).
     """
     if threshold is None:
         threshold = TAG_THRESHOLD if fallback is not None else WORDS_ALONE_THRESHOLD
@@ -243,23 +254,40 @@ def tag_category(
     if hint:
         hinted = ref.find_category(hint)
         if hinted is not None:
-            return Tag(hinted, 1.0, reading.is_dangerous(hinted.code), reading.focus(hinted.code))
+            danger = reading.is_dangerous(hinted.code) or is_emergency(reading, ref, alarm)
+            return Tag(hinted, 1.0, danger, reading.focus(hinted.code))
     best, confidence = decide(
         reading.scores,
         ref,
         threshold,
         second_opinion,
-        (lambda: fallback.tempered(_without_places(reading.text, ref))) if fallback else None,
+        (lambda: fallback.tempered(_for_classifier(reading.text, ref))) if fallback else None,
     )
-    return Tag(ref.category_by_code[best], confidence, reading.is_dangerous(best), reading.focus(best))
+    danger = reading.is_dangerous(best) or is_emergency(reading, ref, alarm)
+    return Tag(ref.category_by_code[best], confidence, danger, reading.focus(best))
 
 
-def _without_places(text: str, ref: Jurisdiction) -> str:
-    """The text without the jurisdiction's place names, for the classifier: a compound's name says
-    nothing of the problem, and in a short call would outweigh the one word that does."""
+def is_emergency(reading: Reading, ref: Jurisdiction, alarm: Classifier | None) -> bool:
+    """The emergency model's opinion of a call the words found no danger in: an emergency from
+    EMERGENCY_THRESHOLD. It reads what the words' lists cannot hold, the situation (people under
+    something falling, a child inside, 快点啊 after a problem told as it happens); a danger the
+    words only saw feared or past stays the model's to judge."""
+    if alarm is None:
+        return False
+    tempered = alarm.tempered(reading.text)
+    if EMERGENCY not in tempered:
+        return False
+    return 1.0 / sum(math.exp(v - tempered[EMERGENCY]) for v in tempered.values()) >= EMERGENCY_THRESHOLD
+
+
+def _for_classifier(text: str, ref: Jurisdiction) -> str:
+    """The text as the classifier reads it: without the jurisdiction's place names (a compound's
+    name says nothing of the problem, and in a short call would outweigh the one word that does)
+    and without the boilerplate of asking (``Lexicon.boilerplate``: 麻烦尽快派人看看 is said of
+    every problem, and leant the classifier to the categories whose examples say it most)."""
     for name, _ in ref.place_index.find(text):
         text = text.replace(name, "")
-    return text
+    return lexicon_for(ref).boilerplate.sub("", text)
 
 
 def decide(

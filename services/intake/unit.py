@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared import contract
-from shared.classifier import CategoryModel, load_examples, type_model, with_phrases
+from shared.classifier import CategoryModel, emergency_model, load_examples, type_model, with_phrases
 from shared.contract import (
     ClusterDetected,
     ContactRecorded,
@@ -121,6 +121,8 @@ class IntakeUnit:
         # cannot tag, the request type model for every call (services/intake/request_types.py).
         self.fallback = CategoryModel(with_phrases(load_examples(), ref)) if settings.tag_fallback else None
         self.type_model = type_model() if settings.tag_fallback else None
+        # The emergency model, asked for the calls the words find no danger in (tagging.is_emergency).
+        self.alarm = emergency_model() if settings.tag_fallback else None
         lexicon_for(ref)  # the tagger's indexes (~0.2 s), built here rather than by the first call
         self.cluster_threshold = settings.cluster_threshold
 
@@ -128,7 +130,14 @@ class IntakeUnit:
         data, event = message.data, message.event
         if isinstance(data, HotlineCall):
             return order_from_call(
-                data, event.id, event.time, self.ref, self.threshold, self.fallback, self.type_model
+                data,
+                event.id,
+                event.time,
+                self.ref,
+                self.threshold,
+                self.fallback,
+                self.type_model,
+                self.alarm,
             )
         if isinstance(data, GridReport):
             try:

@@ -8,7 +8,7 @@ import pytest
 
 from services.intake.domain import TAG_THRESHOLD
 from services.intake.tagging import SECOND_OPINION
-from shared.classifier import Example, load_examples
+from shared.classifier import EMERGENCY_EXAMPLES, Example, load_examples
 from shared.reference import Jurisdiction
 from tools.accuracy import (
     CURVE,
@@ -17,8 +17,10 @@ from tools.accuracy import (
     LabelledCall,
     LabelledSetError,
     Report,
+    emergency_examples,
     evaluate_calls,
     load_labelled,
+    resident_examples,
     residents_halves,
 )
 
@@ -45,8 +47,15 @@ def examples() -> list[Example]:
 
 
 @pytest.fixture(scope="module")
-def report(calls: list[LabelledCall], ref: Jurisdiction, examples: list[Example]) -> Report:
-    result = evaluate_calls(calls, ref, examples)
+def alarms() -> list[Example]:
+    return load_examples(EMERGENCY_EXAMPLES, "emergency")
+
+
+@pytest.fixture(scope="module")
+def report(
+    calls: list[LabelledCall], ref: Jurisdiction, examples: list[Example], alarms: list[Example]
+) -> Report:
+    result = evaluate_calls(calls, ref, examples, alarms=alarms)
     print("\n" + result.format(examples=1))
     return result
 
@@ -155,11 +164,25 @@ RESIDENTS_SET = DEFAULT_SET.with_name("dev_residents.jsonl")
 # on, its check half is the figure to trust; neither is ever a training example. The floors hold
 # what is reached (docs/performance.md#accuracy).
 # Before issue 22: tuning half 92.1%, check half 85.8%, 22 to a wrong desk, 9 of 36 emergencies
-# missed; after: 97.1%, 89.8%, 11, none.
+# missed; after: 97.1%, 89.8%, 11, none. After the second round (dev_residents2's tuning half
+# trained on, the emergency model): 96.4%, 92.1%, 9, none.
 RESIDENTS_TUNE_FLOOR = 0.96
-RESIDENTS_CHECK_FLOOR = 0.88
-RESIDENTS_WRONG_DESK_MAX = 12
+RESIDENTS_CHECK_FLOOR = 0.91
+RESIDENTS_WRONG_DESK_MAX = 10
 RESIDENTS_MISSED_EMERGENCIES_MAX = 0
+
+
+RESIDENTS2_SET = DEFAULT_SET.with_name("dev_residents2.jsonl")
+# 600 calls in residents' words (92 emergencies, 24 a category), written for issue 22 by two hands
+# who never saw the code or the keywords. Its tuning half is read, tuned on and trained on (the
+# classifier's examples end with it); its check half is the figure to trust, never read or trained on.
+# Before issue 22's second round: tuning half 85.0% (45 misses, 20 to a wrong desk), check half 86.0%
+# (26 to a wrong desk), 12 and 19 of 46 emergencies missed. After: tuning half 95.0% (cross-validated),
+# check half 87.7%, 22 to a wrong desk, 8 emergencies missed.
+RESIDENTS2_TUNE_FLOOR = 0.94  # cross-validated since it is trained on
+RESIDENTS2_CHECK_FLOOR = 0.87
+RESIDENTS2_CHECK_WRONG_DESK_MAX = 22
+RESIDENTS2_CHECK_MISSED_EMERGENCIES_MAX = 8
 
 
 def test_the_residents_set_is_never_trained_on(examples: list[Example]) -> None:
@@ -168,8 +191,9 @@ def test_the_residents_set_is_never_trained_on(examples: list[Example]) -> None:
     assert [e.content for e in examples if e.content in dev] == []
 
 
-def test_the_residents_halves_split_each_category(ref: Jurisdiction) -> None:
-    calls = load_labelled(RESIDENTS_SET)
+@pytest.mark.parametrize("path", [RESIDENTS_SET, RESIDENTS2_SET], ids=lambda p: p.name)
+def test_the_residents_halves_split_each_category(ref: Jurisdiction, path) -> None:
+    calls = load_labelled(path)
     tune, check = residents_halves(calls)
     assert len(tune) + len(check) == len(calls)
     assert not {c.content for c in tune} & {c.content for c in check}
@@ -179,10 +203,10 @@ def test_the_residents_halves_split_each_category(ref: Jurisdiction) -> None:
 
 
 def test_the_residents_set_is_reported_and_does_not_regress(
-    ref: Jurisdiction, examples: list[Example]
+    ref: Jurisdiction, examples: list[Example], alarms: list[Example]
 ) -> None:
     calls = load_labelled(RESIDENTS_SET)
-    result = evaluate_calls(calls, ref, examples)
+    result = evaluate_calls(calls, ref, examples, alarms=alarms)
     print("\nresidents' development set (written blind):\n" + result.format(examples=0))
     assert result.folds == 1, "trained on all the examples, none of them development calls"
     assert result.to_wrong_desk <= RESIDENTS_WRONG_DESK_MAX, result.format(examples=0)
@@ -190,5 +214,48 @@ def test_the_residents_set_is_reported_and_does_not_regress(
     assert result.place_accuracy >= PLACE_TARGET, result.format(examples=0)
     tune, check = residents_halves(calls)
     for half, floor in ((tune, RESIDENTS_TUNE_FLOOR), (check, RESIDENTS_CHECK_FLOOR)):
-        report = evaluate_calls(half, ref, examples)
+        report = evaluate_calls(half, ref, examples, alarms=alarms)
         assert report.category_accuracy >= floor, report.format(examples=0)
+
+
+def test_the_second_residents_set_trains_on_its_tuning_half_only(examples: list[Example]) -> None:
+    calls = load_labelled(RESIDENTS2_SET)
+    assert len(calls) == 600 and len({c.content for c in calls}) == 600
+    tune, check = residents_halves(calls)
+    trained = {(e.content, e.category) for e in examples}
+    assert all((e.content, e.category) in trained for e in resident_examples())
+    assert {e.content for e in resident_examples()} == {c.content for c in tune}
+    assert [e.content for e in examples if e.content in {c.content for c in check}] == []
+    earlier = {c.content for path in (DEFAULT_SET, HOLDOUT_SET, RESIDENTS_SET) for c in load_labelled(path)}
+    assert not earlier & {c.content for c in calls}, "a call of another set"
+
+
+def test_the_emergency_model_is_trained_on_the_labelled_set_and_the_tuning_half_only(
+    alarms: list[Example],
+) -> None:
+    assert alarms == emergency_examples()
+    trained = {example.content for example in alarms}
+    _, check = residents_halves(load_labelled(RESIDENTS2_SET))
+    others = [*check, *load_labelled(RESIDENTS_SET), *load_labelled(HOLDOUT_SET)]
+    assert [call.content for call in others if call.content in trained] == []
+
+
+def test_the_second_residents_set_is_reported_and_does_not_regress(
+    ref: Jurisdiction, examples: list[Example], alarms: list[Example]
+) -> None:
+    """Figures only: a failure shows no check-half call (the report's repr would)."""
+    tune, check = residents_halves(load_labelled(RESIDENTS2_SET))
+    tuned = evaluate_calls(tune, ref, examples, alarms=alarms)
+    assert tuned.folds == 5, "the tuning half is trained on: cross-validated"
+    tuned_accuracy = tuned.category_accuracy
+    assert tuned_accuracy >= RESIDENTS2_TUNE_FLOOR, tuned.format(examples=0, contents=False)
+    result = evaluate_calls(check, ref, examples, alarms=alarms)
+    figures = result.format(examples=0, contents=False)
+    print("\nsecond residents' set, check half:\n" + figures)
+    folds, accuracy, wrong = result.folds, result.category_accuracy, result.to_wrong_desk
+    missed, placed = len(result.missed_emergencies), result.place_accuracy
+    assert folds == 1, "trained on all the examples, none of them check-half calls"
+    assert accuracy >= RESIDENTS2_CHECK_FLOOR, figures
+    assert wrong <= RESIDENTS2_CHECK_WRONG_DESK_MAX, figures
+    assert missed <= RESIDENTS2_CHECK_MISSED_EMERGENCIES_MAX, figures
+    assert placed >= PLACE_TARGET, figures

@@ -14,6 +14,7 @@ from services.intake.tagging import (
     read,
     tag_category,
 )
+from shared.classifier import CALM, EMERGENCY, Example, emergency_model
 from shared.reference import Jurisdiction
 
 # The words alone, without the classifier: at the threshold they were tuned for.
@@ -182,3 +183,21 @@ def test_the_settings_default_is_the_taggers_threshold() -> None:
     from shared.settings import Settings
 
     assert Settings().tag_threshold == TAG_THRESHOLD
+
+
+def test_the_emergency_model_makes_an_emergency_the_words_did_not(ref: Jurisdiction) -> None:
+    """A danger no list holds (a child outside the balcony rail) is the emergency model's to see;
+    asked only when the words find none, and only from EMERGENCY_THRESHOLD."""
+    alarm = emergency_model(
+        [
+            Example("孩子爬到阳台栏杆外面了，吓死人了", EMERGENCY),
+            Example("邻居家孩子爬到窗户外面了", EMERGENCY),
+            Example("楼下的路灯不亮了", CALM),
+            Example("小区的草好久没人修剪了", CALM),
+        ]
+    )
+    text = "六楼孩子爬到栏杆外面了"
+    assert not read(text, ref).danger
+    assert not tag_category(text, None, ref).emergency
+    assert tag_category(text, None, ref, alarm=alarm).emergency
+    assert not tag_category("路灯不亮了", None, ref, alarm=alarm).emergency

@@ -93,4 +93,5 @@ def test_accuracy_reports_a_development_set_in_halves() -> None:
     )
     assert result.exit_code == 0, result.output
     assert "dev_residents.jsonl, tuning half, read and tuned on:\nlabelled calls: 140\n" in result.output
-    assert "dev_residents.jsonl, check half:\nlabelled calls: 127\n" in result.output
+    assert "dev_residents.jsonl, check half, its calls not shown:\nlabelled calls: 127\n" in result.output
+    assert "missed emergencies:" not in result.output.split("check half")[1]
