@@ -57,7 +57,7 @@ bench: install  ## throughput and latency through the running pipeline; report u
 	$(PY) -m tools bench $(ARGS)
 
 chaos: install  ## fault injection: two replicas each, SIGKILLs, a PostgreSQL crash, a broker restart; report under reports/
-	$(PY) -m tools chaos
+	$(PY) -m tools chaos $(ARGS)
 
 clean:  ## stop everything and remove local state (not the databases)
 	-$(PY) -m tools down
