@@ -327,7 +327,7 @@ def _logical(topic: str, type_: str, key: str | None, data: dict[str, Any]) -> t
         return (type_, key, data.get("caused_by"), data.get("status"), data.get("to_level"))
     if topic == contract.NOTIFICATIONS:
         return (type_, data.get("notification_id"), data.get("attempts"))
-    if topic.startswith("dispatch.") and topic != contract.DISPATCH_RESPONSES:
+    if contract.is_department_topic(topic):
         if type_ == "dispatch.assigned":
             return (type_, data.get("dispatch_id"))
         if type_ == "dispatch.reminder":
@@ -417,7 +417,7 @@ def verdict(calls: list[Call], seen: list[Seen], run: str) -> dict[str, Any]:
             elif history and not _status_follows(history[-1], status):
                 violations.append(f"{order}: {history[-1]} -> {status} ({type_})")
             history.append(status)
-        elif s.topic.startswith("dispatch.") and s.topic != contract.DISPATCH_RESPONSES and order:
+        elif contract.is_department_topic(s.topic) and order:
             if type_ == "dispatch.assigned" and data.get("role") == "lead":
                 dispatched.setdefault(order, s.timestamp)
             steps = dispatch_steps[(s.epoch, str(data.get("dispatch_id")))]

@@ -71,7 +71,7 @@ def test_the_fuzzed_targets_are_every_route_of_every_service(
     wiring: dict[str, tuple[list[Route], list[str]]],
 ) -> None:
     def topic(r: Route) -> str:
-        department = r.topic.startswith("dispatch.") and r.topic != contract.DISPATCH_RESPONSES
+        department = contract.is_department_topic(r.topic)
         return fuzz.DEPARTMENT if department else r.topic
 
     routed = {(topic(r), r.event_type, r.model) for routes, _ in wiring.values() for r in routes}
