@@ -167,6 +167,7 @@ class BatchConsumer:
         if write_behind and not isinstance(unit, WritesBehind):
             raise TypeError("write_behind needs a unit that writes behind (WritesBehind: flush)")
         self.write_behind = unit if write_behind and isinstance(unit, WritesBehind) else None
+        self.locks_first = unit if isinstance(unit, LocksFirst) else None
         # Work on a message that needs no database (intake tags and places a call): done while
         # decoding, and so, in the pipeline, while the batch before is in its transaction.
         self.prepare_message = prepare_message
@@ -293,8 +294,8 @@ class BatchConsumer:
         staged = _Staged([m.row() for m in dead_before])
         async with self.engine.begin() as conn:
             todo = await self._claim(conn, decoded, staged)
-            if todo and isinstance(self.unit, LocksFirst):
-                await self.unit.lock(conn, todo)  # in the careful path too: all, before any savepoint
+            if todo and self.locks_first is not None:
+                await self.locks_first.lock(conn, todo)  # in the careful path too: all, before any savepoint
             if careful:
                 for m in todo:
                     await self._apply_carefully(conn, m, staged)
