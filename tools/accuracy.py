@@ -81,11 +81,20 @@ DEV_RESIDENTS = ROOT / "tests" / "data" / "dev_residents.jsonl"
 # A second one, written for issue 22 by two more hands: its tuning half is read, tuned on, and is
 # among the classifier's examples (``resident_examples``); its check half is never read or trained on.
 DEV_RESIDENTS2 = ROOT / "tests" / "data" / "dev_residents2.jsonl"
+# A third: issue 22's first blind holdout, measured four times by the second round and retired
+# when a new one was written (the third round). Tuning half read and trained on, like the second.
+DEV_RESIDENTS3 = ROOT / "tests" / "data" / "dev_residents3.jsonl"
+# Calls written to be trained on (the third round): three more hands, blind to the code, given only
+# the category and place names; all of them are examples, none is ever judged but cross-validated.
+TRAIN_RESIDENTS = ROOT / "tests" / "data" / "train_residents.jsonl"
+# The blind holdout of the third round: two hands who saw only the category and place names;
+# measured by the round's lead, never read, tuned or trained on.
+HOLDOUT_BLIND = ROOT / "tests" / "data" / "holdout_blind2.jsonl"
 PLACE_LEVELS = ("street", "community", "compound")
 # A call sent to a wrong department costs this many calls sent to triage: the department's time,
 # its return (退单), and the delay before the right desk has it.
 WRONG_DESK_COST = 3
-CURVE = tuple(round(0.05 * i, 2) for i in range(20))
+CURVE = tuple(round(0.05 * i, 2) for i in range(21))
 
 
 @dataclass(frozen=True, slots=True)
@@ -549,19 +558,40 @@ def residents_halves(calls: list[LabelledCall]) -> tuple[list[LabelledCall], lis
     return tune, check
 
 
-def resident_examples(dev: Path = DEV_RESIDENTS2) -> list[Example]:
-    """The second residents' set's tuning half, as the classifier's examples (they close
-    shared/data/category_examples.jsonl): calls in residents' words, dialect and slips, that no
-    hand wrote for the keywords. Its check half never is one."""
-    return [Example(c.content, c.category) for c in residents_halves(load_labelled(dev))[0]]
+def resident_calls() -> list[LabelledCall]:
+    """The calls in residents' words that are trained on: the second and third residents' sets'
+    tuning halves and the training set, in that order. No hand wrote them for the keywords; the
+    check halves never are among them."""
+    tuning = [residents_halves(load_labelled(dev))[0] for dev in (DEV_RESIDENTS2, DEV_RESIDENTS3)]
+    return [*tuning[0], *tuning[1], *load_labelled(TRAIN_RESIDENTS)]
 
 
-def emergency_examples(labelled: Path = DEFAULT_SET, dev: Path = DEV_RESIDENTS2) -> list[Example]:
+def resident_examples() -> list[Example]:
+    """``resident_calls`` as the classifier's examples: they close shared/data/category_examples.jsonl."""
+    return [Example(c.content, c.category) for c in resident_calls()]
+
+
+def emergency_examples(labelled: Path = DEFAULT_SET) -> list[Example]:
     """What the emergency model is trained on (shared/data/emergency_examples.jsonl): the labelled
-    set's calls and the second residents' set's tuning half, EMERGENCY when labelled so, CALM
-    otherwise (a call not judged is taken as calm: most are)."""
-    calls = load_labelled(labelled) + residents_halves(load_labelled(dev))[0]
+    set's calls and ``resident_calls``, EMERGENCY when labelled so, CALM otherwise (a call not
+    judged is taken as calm: most are)."""
+    calls = load_labelled(labelled) + resident_calls()
     return [Example(c.content, EMERGENCY if c.emergency else CALM) for c in calls]
+
+
+def write_examples(categories: Path = DEFAULT_EXAMPLES, alarms: Path = EMERGENCY_EXAMPLES) -> None:
+    """Write the two models' example files again after a residents' set changed: the category
+    examples written by hand (every line that is no resident call), then ``resident_examples``; the
+    emergency examples whole (``emergency_examples``)."""
+    sets = (DEV_RESIDENTS2, DEV_RESIDENTS3, TRAIN_RESIDENTS)
+    residents = {c.content for path in sets for c in load_labelled(path)}
+    by_hand = [e for e in load_examples(categories) if e.content not in residents]
+    for path, label, examples in (
+        (categories, "category", [*by_hand, *resident_examples()]),
+        (alarms, "emergency", emergency_examples()),
+    ):
+        lines = (json.dumps({"content": e.content, label: e.category}, ensure_ascii=False) for e in examples)
+        path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
 
 
 def type_examples(labelled: Path = DEFAULT_SET, dev: Path = DEV_TYPES) -> list[Example]:
@@ -638,8 +668,17 @@ def main(
     in_halves: bool = typer.Option(
         False, "--halves", help="the set's tuning and check halves (residents_halves) reported apart"
     ),
+    write: bool = typer.Option(
+        False, "--write-examples", help="instead: write the models' example files from the residents' sets"
+    ),
+    blind: bool = typer.Option(
+        False, "--blind", help="figures only, never a call: how a blind holdout's keeper measures it"
+    ),
 ) -> None:
     """How well intake tags and places what residents say: accuracy on a hand-labelled set of calls."""
+    if write:
+        write_examples()
+        return
     model_examples = None if keywords_only else load_examples(training)
     types = None if keywords_only else load_examples(type_training, "request_type")
     alarms = None if keywords_only else load_examples(EMERGENCY_EXAMPLES, "emergency")
@@ -660,7 +699,9 @@ def main(
             typer.echo(half.format(examples=examples, contents=shown) + "\n")
         return
     report = evaluate(data, ref, model_examples, folds, threshold, curve, second_opinion, alarms)
-    typer.echo(report.format(examples=examples))
+    typer.echo(report.format(examples=examples, contents=not blind))
+    if blind:
+        return
     labelled = evaluate_request_types(load_labelled(data), ref, model_examples, types, folds)
     if labelled.total:
         typer.echo("\n" + labelled.format(examples=examples))

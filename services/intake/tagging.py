@@ -39,14 +39,15 @@ from .lexicon import ALARM, ALARMED, CONTEXT, DANGER, FEE, NOT_NOW, NOT_NOW_CLAU
 
 # The default of the TAG_THRESHOLD setting: an order goes to a department at this confidence or
 # above, to triage below it. The least cost on the trade-off curves (python -m tools.accuracy
-# --curve; a wrong desk costs three triages) of the labelled set and the residents' tuning half
-# together (docs/performance.md#the-thresholds).
-TAG_THRESHOLD = 0.75
+# --curve; a wrong desk costs three triages) of the labelled set and the residents' calls trained on
+# (tools.accuracy.resident_calls), both cross-validated (docs/performance.md#the-thresholds).
+TAG_THRESHOLD = 0.6
 # Below this confidence of the words the classifier is asked too, and the two are combined
 # (``_combine``); above it the words are trusted alone, and the call never pays for the classifier.
 # At or below TAG_THRESHOLD it is TAG_THRESHOLD: a call the words would send to triage is always
-# asked about. 0.75: the least cost of its curve, with the threshold's (docs/performance.md).
-SECOND_OPINION = 0.75
+# asked about. 1.0, always: on calls in residents' words a confident word was wrong too often for
+# the classifier not to be asked (the least cost of the curves, docs/performance.md).
+SECOND_OPINION = 1.0
 # The words alone (no classifier: TAG_FALLBACK off) are sure enough from this confidence: the
 # threshold they were tuned for. TAG_THRESHOLD is chosen for the words and the classifier together
 # and would send the words' every two-character keyword to triage; with the classifier off, set
@@ -60,9 +61,9 @@ EMERGENCY_THRESHOLD = 0.7
 # calls to a wrong desk than it saves from triage (cross-validated on the labelled set).
 FALLBACK_THRESHOLD = 0.5
 # The words' weight against the classifier's, when both are asked (``_combine``): the words'
-# shares are raised to this power. Chosen on the curve of the residents' tuning half and the
-# labelled set (docs/performance.md#the-thresholds).
-WORDS_WEIGHT = 1.5
+# shares are raised to this power. Chosen with TAG_THRESHOLD on the same curves
+# (docs/performance.md#the-thresholds).
+WORDS_WEIGHT = 0.8
 # A mention (after a context marker, a bill's item) counts this share of its weight; a phrase in
 # the clause that asks for something, this multiple; a phrase heard only by its sound, this share.
 CONTEXT_WEIGHT = 0.3
