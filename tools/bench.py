@@ -741,8 +741,8 @@ def vs_raw(report: dict[str, Any]) -> dict[str, float]:
             for key, inner in value.items():
                 walk(f"{prefix}.{key}" if prefix else key, inner)
             return
-        if not isinstance(value, int | float) or isinstance(value, bool) or not raw:
-            return
+        if not isinstance(value, int | float) or isinstance(value, bool) or not raw or ".ratio_" in prefix:
+            return  # a ratio (the year's over the empty databases') is already free of the machine
         name = prefix.rsplit(".", 1)[-1]
         if "_per_s" in name and name not in INPUTS:
             ratios[prefix] = round(value / raw, 5)

@@ -53,6 +53,9 @@ class Clock(Model):
     # the ended ones are pruned by age (PRUNABLE).
     __table_args__ = (
         Index("ix_clocks_open_due_at", "due_at", postgresql_where=text("state = 'open'")),
+        Index(
+            "ix_clocks_open_remind_at", "remind_at", postgresql_where=text("state = 'open' AND NOT reminded")
+        ),
         Index("ix_clocks_ended", "updated_at", postgresql_where=text("state <> 'open'")),
     )
 
@@ -66,9 +69,14 @@ class BusinessClock(BusinessClockRow, Model):
 PRUNABLE = (Prunable("clocks", "updated_at", "state <> 'open'"),)
 
 # Due work, claimed so that replicas never fire the same clock twice.
+# The clocks due and the reminders due, each read in its own partial index: with the two in one
+# OR, every open clock was read each round (tens of thousands in a burst, every half second).
 _DUE = text(
-    "SELECT * FROM clocks WHERE state = 'open' AND (due_at <= :now OR (NOT reminded AND remind_at <= :now)) "
-    "ORDER BY due_at LIMIT :n FOR UPDATE SKIP LOCKED"
+    "SELECT * FROM clocks WHERE id = ANY(ARRAY("
+    "(SELECT id FROM clocks WHERE state = 'open' AND due_at <= :now ORDER BY due_at LIMIT :n) UNION "
+    "(SELECT id FROM clocks WHERE state = 'open' AND NOT reminded AND remind_at <= :now "
+    "ORDER BY remind_at LIMIT :n))) "
+    "AND state = 'open' ORDER BY due_at LIMIT :n FOR UPDATE SKIP LOCKED"
 )
 
 
@@ -186,12 +194,17 @@ async def mark(conn: AsyncConnection, clock_id: str, **values: Any) -> None:
     await conn.execute(update(Clock).where(Clock.id == clock_id).values(updated_at=func.now(), **values))
 
 
-_OPEN_CLOCKS = text(
-    "SELECT count(*), min(due_at) FILTER (WHERE due_at <= :now) FROM clocks WHERE state = 'open'"
-)
+_OPEN_CLOCKS = text("SELECT count(*) FROM clocks WHERE state = 'open'")
+# The first entry of the open clocks' index: one row read, however many run.
+_OLDEST = text("SELECT due_at FROM clocks WHERE state = 'open' ORDER BY due_at LIMIT 1")
 
 
-async def open_clocks(conn: AsyncConnection, now: datetime) -> tuple[int, datetime | None]:
-    """How many clocks run, and the deadline of the oldest that is already overdue."""
-    count, oldest = (await conn.execute(_OPEN_CLOCKS, {"now": now})).one()
-    return int(count), oldest
+async def open_clocks(conn: AsyncConnection) -> int:
+    """How many clocks run: a count of every open clock, so not asked every round."""
+    return int((await conn.execute(_OPEN_CLOCKS)).scalar_one())
+
+
+async def oldest_overdue(conn: AsyncConnection, now: datetime) -> datetime | None:
+    """The deadline of the oldest clock already overdue, if any."""
+    oldest = (await conn.execute(_OLDEST)).scalar_one_or_none()
+    return oldest if oldest is not None and oldest <= now else None

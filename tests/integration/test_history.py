@@ -134,10 +134,12 @@ async def test_the_timers_claim_among_the_live_rows_whatever_the_planner_believe
             await _rows(conn, _CLOCKS, prefix="open-", at=RECENT, due=NOW, state="open", n=3)
         async with clocks.begin() as conn:
             due = await escalation.claim_due(conn, NOW + timedelta(seconds=1))
-            running, _ = await escalation.open_clocks(conn, NOW)
+            running = await escalation.open_clocks(conn)
+            oldest = await escalation.oldest_overdue(conn, NOW + timedelta(seconds=1))
             clock_plans = [
                 await _plan(conn, escalation._DUE, {"now": NOW, "n": 200}),
-                await _plan(conn, escalation._OPEN_CLOCKS, {"now": NOW}),
+                await _plan(conn, escalation._OPEN_CLOCKS, {}),
+                await _plan(conn, escalation._OLDEST, {}),
             ]
     async with fresh_database("whistle_test_history", "notify") as notifications:
         async with notifications.begin() as conn:
@@ -155,7 +157,8 @@ async def test_the_timers_claim_among_the_live_rows_whatever_the_planner_believe
                 await _plan(conn, notify._FORGET, {"now": NOW}),
             ]
 
-    assert len(due) == 3 and running == 3
+    assert len(due) == 3 and running == 3 and oldest == NOW
+    assert "ix_clocks_open_remind_at" in clock_plans[0], clock_plans[0]
     assert sorted(n.id for n in claimed) == ["pending-1", "pending-2", "pending-3"]
     for p in clock_plans:
         assert "ix_clocks_open_due_at" in p and "Seq Scan" not in p, p

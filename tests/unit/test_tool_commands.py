@@ -95,3 +95,18 @@ def test_accuracy_reports_a_development_set_in_halves() -> None:
     assert "dev_residents.jsonl, tuning half, read and tuned on:\nlabelled calls: 140\n" in result.output
     assert "dev_residents.jsonl, check half, its calls not shown:\nlabelled calls: 127\n" in result.output
     assert "missed emergencies:" not in result.output.split("check half")[1]
+
+
+def test_the_bench_sets_its_figures_beside_the_raw_rate_but_not_its_ratios() -> None:
+    from tools.bench import vs_raw
+
+    report = {
+        "raw_produce_msgs_per_s": 50_000,
+        "burst": {"calls_per_s": 500.0},
+        "steady": {"latency_ms_p99": 100.0},
+        "preloaded_year": {"burst": {"calls_per_s": 550.0}, "ratio_to_empty": {"burst_calls_per_s": 1.1}},
+    }
+    ratios = vs_raw(report)
+    assert ratios["burst.calls_per_s"] == 0.01 and ratios["preloaded_year.burst.calls_per_s"] == 0.011
+    assert ratios["steady.latency_ms_p99"] == 5000.0
+    assert not [key for key in ratios if "ratio_" in key]
