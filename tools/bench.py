@@ -45,6 +45,7 @@ from tools.bench_meter import Meter, spent
 from tools.bench_plot import Round
 from tools.bench_sink import SlowSink
 from tools.large_jurisdiction import large_jurisdiction
+from tools.pgcluster import Postgres
 from tools.stack import ROOT, SERVICES, Stack
 
 REPORTS = ROOT / "reports"
@@ -587,10 +588,29 @@ async def api_figures(
     }
 
 
-def bench_stack() -> Stack:
-    """A stack of the bench's own, fresh each run: its broker, its databases, a large jurisdiction.
-    Leftover orders would be merged into (并单) and skew every figure; a fresh Tansu is also what
-    Tansu needs for repeatable numbers (its cost grows with what it holds)."""
+# The bench's own PostgreSQL cluster, configured as a city's server would be: autovacuum on (the
+# development machines' server runs without it, and its tables then bloat and are never analysed:
+# docs/performance.md), the shared buffers and durability of the machine's server. DATABASE_URL in
+# the environment measures on that server instead.
+BENCH_POSTGRES_PORT = 55432
+BENCH_POSTGRES = {
+    "max_connections": "300",
+    "shared_buffers": "128MB",
+    "fsync": "on",
+    "autovacuum": "on",
+}
+
+
+def bench_postgres() -> Postgres | None:
+    if "DATABASE_URL" in os.environ:
+        return None
+    return Postgres(ROOT / ".whistle" / "bench" / "pgdata", BENCH_POSTGRES_PORT, BENCH_POSTGRES)
+
+
+def bench_stack(postgres: Postgres | None = None) -> Stack:
+    """A stack of the bench's own, fresh each run: its broker, its databases (on ``postgres`` when
+    given), a large jurisdiction. Leftover orders would be merged into (并单) and skew every figure;
+    a fresh Tansu is also what Tansu needs for repeatable numbers (its cost grows with what it holds)."""
     home = ROOT / ".whistle" / "bench"
     env = {
         "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9292",
@@ -603,6 +623,8 @@ def bench_stack() -> Stack:
         # by default); the log channel keeps up with the burst instead of leaving a backlog.
         "NOTIFY_RATE_PER_SECOND": "1000000",
     }
+    if postgres is not None:
+        env["DATABASE_URL"] = postgres.url
     return Stack(home=home, env={k: v for k, v in env.items() if k not in os.environ})
 
 
@@ -625,13 +647,17 @@ def main(
     notifications: int = 10_000,
     preload_orders: int = 0,
 ) -> Result:
-    stack = bench_stack()
+    postgres = bench_postgres()
+    stack = bench_stack(postgres)
     stack.down()
     path = Path(stack.settings.jurisdiction_file)
     if path.parent == stack.home:
         path.write_bytes(orjson.dumps(large_jurisdiction(copies)))
-    stack.reset_databases()
+    if postgres is not None:
+        postgres.create()
+        postgres.start()
     try:
+        stack.reset_databases()
         started = step("the bench's stack starting", None)
         stack.up()
         started(1)
@@ -686,9 +712,13 @@ def main(
         # lowers every figure but the CPU per call.
         report["load_average"] = [round(load_before[0], 2), round(os.getloadavg()[0], 2)]
         report["vs_raw"] = vs_raw(report)
+        own = "the bench's own cluster (autovacuum on)"
+        report["postgres"] = own if postgres else "DATABASE_URL's server"
         return result
     finally:
         stack.down()
+        if postgres is not None:
+            postgres.stop()
 
 
 async def bench(

@@ -45,9 +45,7 @@ import asyncio
 import contextlib
 import os
 import random
-import shutil
 import signal
-import subprocess
 import time
 import uuid
 from collections import Counter, defaultdict
@@ -65,7 +63,8 @@ from shared import contract
 from shared.messaging import HEADERS, client_options
 from shared.reference import load_jurisdiction
 from shared.settings import Settings
-from tools.stack import ROOT, Stack, StackError
+from tools.pgcluster import Postgres
+from tools.stack import ROOT, Stack
 
 REPORTS = ROOT / "reports"
 Say = Callable[[str], None]
@@ -139,61 +138,9 @@ def stack_env(plan: Plan) -> dict[str, str]:
     }
 
 
-# ---- a PostgreSQL server of the run's own -------------------------------------------------------
-
-
-def _pg_bin(name: str) -> str:
-    found = shutil.which(name)
-    if found:
-        return found
-    versions = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"), key=lambda p: int(p.parts[-3]))
-    if not versions:
-        raise StackError(f"{name} not found (PostgreSQL's server binaries, e.g. Debian's postgresql-15)")
-    return str(versions[-1])
-
-
-class Postgres:
-    """A throwaway cluster: made by ``initdb`` under the run's folder, on a port of its own, crashed
-    with ``pg_ctl stop -m immediate`` (no checkpoint: recovery from the WAL at the next start).
-    As root, it runs as the ``postgres`` user (the server refuses to run as root)."""
-
-    def __init__(self, data: Path, port: int) -> None:
-        self.data, self.port = data, port
-        self.user = "postgres" if os.geteuid() == 0 else None
-
-    def _run(self, *argv: str) -> None:
-        done = subprocess.run(list(argv), user=self.user, capture_output=True, text=True, cwd="/")
-        if done.returncode:
-            raise StackError(f"{' '.join(argv[:2])} failed: {done.stderr.strip() or done.stdout.strip()}")
-
-    def create(self) -> None:
-        self.stop()
-        shutil.rmtree(self.data, ignore_errors=True)
-        self.data.mkdir(parents=True)
-        if self.user:
-            shutil.chown(self.data, self.user, self.user)
-        self._run(_pg_bin("initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8")
-        settings = {
-            "listen_addresses": "'127.0.0.1'",
-            "port": str(self.port),
-            "unix_socket_directories": f"'{self.data}'",
-            "max_connections": "300",
-            "shared_buffers": "64MB",
-            "fsync": "off",  # the crash is the server's, not the machine's: the OS keeps its writes
-        }
-        with (self.data / "postgresql.conf").open("a") as conf:
-            conf.writelines(f"{k} = {v}\n" for k, v in settings.items())
-
-    def start(self) -> None:
-        self._run(_pg_bin("pg_ctl"), "-D", str(self.data), "-l", str(self.data / "server.log"), "-w", "start")
-
-    def crash(self) -> None:
-        self._run(_pg_bin("pg_ctl"), "-D", str(self.data), "-m", "immediate", "stop")
-
-    def stop(self) -> None:
-        if (self.data / "postmaster.pid").exists():
-            with contextlib.suppress(StackError):
-                self._run(_pg_bin("pg_ctl"), "-D", str(self.data), "-m", "fast", "stop")
+# The run's own server: ten processes on it, and the crash is the server's, not the machine's (the
+# OS keeps its writes, so fsync is not needed to recover).
+CHAOS_POSTGRES = {"max_connections": "300", "shared_buffers": "64MB", "fsync": "off"}
 
 
 # ---- reading every topic ------------------------------------------------------------------------
@@ -519,7 +466,7 @@ class Run:
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.plan.seed)
-        self.postgres = Postgres(self.plan.home / "pgdata", self.plan.postgres_port)
+        self.postgres = Postgres(self.plan.home / "pgdata", self.plan.postgres_port, CHAOS_POSTGRES)
         self.stack = Stack(
             home=self.plan.home, env=stack_env(self.plan), supervised=True, replicas=self.plan.replicas
         )
