@@ -696,7 +696,7 @@ def main(
         for name, calls, shown in residents:
             typer.echo(f"{data.name}, {name}:")
             half = evaluate_calls(calls, ref, model_examples, folds, threshold, curve, second_opinion, alarms)
-            typer.echo(half.format(examples=examples, contents=shown) + "\n")
+            typer.echo(half.format(examples=examples, contents=shown and not blind) + "\n")
         return
     report = evaluate(data, ref, model_examples, folds, threshold, curve, second_opinion, alarms)
     typer.echo(report.format(examples=examples, contents=not blind))

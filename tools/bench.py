@@ -604,7 +604,8 @@ BENCH_POSTGRES = {
 def bench_postgres() -> Postgres | None:
     if "DATABASE_URL" in os.environ:
         return None
-    return Postgres(ROOT / ".whistle" / "bench" / "pgdata", BENCH_POSTGRES_PORT, BENCH_POSTGRES)
+    # Not the stack's pgdata: that is its embedded server's, which `Stack.down` stops.
+    return Postgres(ROOT / ".whistle" / "bench" / "cluster", BENCH_POSTGRES_PORT, BENCH_POSTGRES)
 
 
 def bench_stack(postgres: Postgres | None = None) -> Stack:
@@ -716,9 +717,11 @@ def main(
         report["postgres"] = own if postgres else "DATABASE_URL's server"
         return result
     finally:
-        stack.down()
-        if postgres is not None:
-            postgres.stop()
+        try:
+            stack.down()
+        finally:
+            if postgres is not None:
+                postgres.stop()
 
 
 async def bench(

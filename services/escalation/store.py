@@ -69,14 +69,18 @@ class BusinessClock(BusinessClockRow, Model):
 PRUNABLE = (Prunable("clocks", "updated_at", "state <> 'open'"),)
 
 # Due work, claimed so that replicas never fire the same clock twice.
-# The clocks due and the reminders due, each read in its own partial index: with the two in one
-# OR, every open clock was read each round (tens of thousands in a burst, every half second).
+# The clocks due and the reminders due, each read and locked in its own partial index (with the
+# two in one OR, every open clock was read each round: tens of thousands in a burst, every half
+# second). Each part skips what another replica holds, so replicas share the due clocks; the outer
+# WHERE is the claim's whole condition, rechecked on a row changed since the round began.
 _DUE = text(
-    "SELECT * FROM clocks WHERE id = ANY(ARRAY("
-    "(SELECT id FROM clocks WHERE state = 'open' AND due_at <= :now ORDER BY due_at LIMIT :n) UNION "
-    "(SELECT id FROM clocks WHERE state = 'open' AND NOT reminded AND remind_at <= :now "
-    "ORDER BY remind_at LIMIT :n))) "
-    "AND state = 'open' ORDER BY due_at LIMIT :n FOR UPDATE SKIP LOCKED"
+    "SELECT * FROM clocks WHERE ("
+    "id = ANY(ARRAY(SELECT id FROM clocks WHERE state = 'open' AND due_at <= :now "
+    "ORDER BY due_at LIMIT :n FOR UPDATE SKIP LOCKED)) OR "
+    "id = ANY(ARRAY(SELECT id FROM clocks WHERE state = 'open' AND NOT reminded AND remind_at <= :now "
+    "ORDER BY remind_at LIMIT :n FOR UPDATE SKIP LOCKED))) "
+    "AND state = 'open' AND (due_at <= :now OR (NOT reminded AND remind_at <= :now)) "
+    "ORDER BY due_at LIMIT :n FOR UPDATE SKIP LOCKED"
 )
 
 
