@@ -90,6 +90,8 @@ TRAIN_RESIDENTS = ROOT / "tests" / "data" / "train_residents.jsonl"
 # The blind holdout of the third round: two hands who saw only the category and place names;
 # measured by the round's lead, never read, tuned or trained on.
 HOLDOUT_BLIND = ROOT / "tests" / "data" / "holdout_blind2.jsonl"
+# The residents' sets whose calls are trained on (wholly, or their tuning halves: ``resident_calls``).
+TRAINED_RESIDENT_SETS = (DEV_RESIDENTS2, DEV_RESIDENTS3, TRAIN_RESIDENTS)
 PLACE_LEVELS = ("street", "community", "compound")
 # A call sent to a wrong department costs this many calls sent to triage: the department's time,
 # its return (退单), and the delay before the right desk has it.
@@ -583,8 +585,7 @@ def write_examples(categories: Path = DEFAULT_EXAMPLES, alarms: Path = EMERGENCY
     """Write the two models' example files again after a residents' set changed: the category
     examples written by hand (every line that is no resident call), then ``resident_examples``; the
     emergency examples whole (``emergency_examples``)."""
-    sets = (DEV_RESIDENTS2, DEV_RESIDENTS3, TRAIN_RESIDENTS)
-    residents = {c.content for path in sets for c in load_labelled(path)}
+    residents = {c.content for path in TRAINED_RESIDENT_SETS for c in load_labelled(path)}
     by_hand = [e for e in load_examples(categories) if e.content not in residents]
     for path, label, examples in (
         (categories, "category", [*by_hand, *resident_examples()]),

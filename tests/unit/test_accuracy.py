@@ -13,6 +13,9 @@ from shared.reference import Jurisdiction
 from tools.accuracy import (
     CURVE,
     DEFAULT_SET,
+    DEV_RESIDENTS3,
+    HOLDOUT_BLIND,
+    TRAIN_RESIDENTS,
     WRONG_DESK_COST,
     LabelledCall,
     LabelledSetError,
@@ -194,15 +197,15 @@ RESIDENTS2_CHECK_FLOOR = 0.90
 RESIDENTS2_CHECK_WRONG_DESK_MAX = 18
 RESIDENTS2_CHECK_MISSED_EMERGENCIES_MAX = 2
 
-RESIDENTS3_SET = DEFAULT_SET.with_name("dev_residents3.jsonl")
+RESIDENTS3_SET = DEV_RESIDENTS3
 # Issue 22's first blind holdout (260 calls, 40 emergencies), measured four times by its second round
 # and retired in the third, when a new one was written: split and trained on like the second set.
 # Its check half after the third round: 95.2%, 3 to a wrong desk, 1 of 15 emergencies missed.
 RESIDENTS3_CHECK_FLOOR = 0.93
 RESIDENTS3_CHECK_WRONG_DESK_MAX = 4
 RESIDENTS3_CHECK_MISSED_EMERGENCIES_MAX = 1
-TRAINING_SET = DEFAULT_SET.with_name("train_residents.jsonl")
-BLIND_SET = DEFAULT_SET.with_name("holdout_blind2.jsonl")
+TRAINING_SET = TRAIN_RESIDENTS
+BLIND_SET = HOLDOUT_BLIND
 
 
 def test_the_residents_set_is_never_trained_on(examples: list[Example]) -> None:
