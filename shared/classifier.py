@@ -1,4 +1,5 @@
-"""The keyword tagger's fallback: multinomial naive Bayes over character 1-3-grams.
+"""The keyword tagger's second opinion: multinomial naive Bayes over character 1-3-grams, and a
+linear model over the same n-grams beside it (``LinearModel``, ``Opinion``).
 
 Intake asks it only when the keywords are not confident (none found, or a mixed text); the
 confident path never pays for it. It is trained when loaded, from example calls shipped with the
@@ -8,6 +9,11 @@ in well under a second, and is deterministic: the same examples give the same mo
 Scoring is sparse so that a call costs a few dozen µs: with add-alpha smoothing, a class's score is
 its prior, plus ``unseen[c]`` for every known n-gram, plus a bonus ``log(1 + count / alpha)`` for
 the n-grams the class has actually seen; most n-grams were seen by one or two classes only.
+
+The linear model (a linear support vector machine over the n-grams present, weighted by their
+inverse document frequency) separates what naive Bayes only counts: it is trained offline from the
+same examples by ``tools.linear`` (scikit-learn, a development dependency) and shipped as its weights
+(``shared/data/category_linear.json``); here it is only read and asked.
 """
 
 from __future__ import annotations
@@ -32,6 +38,18 @@ TYPE_MIN_COUNT = 2
 # or "calm": the calls labelled so (tools.accuracy.emergency_examples writes them).
 EMERGENCY_EXAMPLES = Path(__file__).parent / "data" / "emergency_examples.jsonl"
 EMERGENCY, CALM = "emergency", "calm"
+# The linear model's weights (tools.linear writes them from DEFAULT_EXAMPLES and the phrases).
+LINEAR_WEIGHTS = Path(__file__).parent / "data" / "category_linear.json"
+# The linear model's decision values count this many times naive Bayes' tempered log-posteriors in
+# the category model's opinion (``Opinion``): cross-validated on the labelled set and the residents'
+# calls trained on (docs/performance.md#the-thresholds).
+LINEAR_WEIGHT = 8.0
+# ... in full from this many known n-grams, in proportion below: a text is scaled to length 1, so a
+# greeting of a few n-grams would otherwise be as sure of a category as a whole complaint.
+LINEAR_FULL_AT = 40
+# ... and not asked at all when naive Bayes is this sure by itself: cross-validated, no call's
+# category changed, and about half the calls no longer pay for the linear model.
+LINEAR_UNLESS = 0.999
 EMERGENCY_NGRAMS = (2,)
 NGRAMS = (1, 2, 3)
 ALPHA = 0.1
@@ -80,6 +98,12 @@ def with_phrases(examples: Iterable[Example], ref: Jurisdiction) -> list[Example
         for phrase in (c.name, *c.keywords, *c.symptoms, *c.danger_keywords, *c.alarms)
     ]
     return [*examples, *phrases]
+
+
+def category_model(examples: Iterable[Example], linear: LinearModel | None = None) -> Opinion:
+    """The category model (tagging's second opinion): naive Bayes trained on ``examples`` (with
+    ``with_phrases``), beside the linear model (by default the one shipped, trained on the same)."""
+    return Opinion(CategoryModel(examples), linear or LinearModel.load())
 
 
 def type_model(examples: Iterable[Example] | None = None) -> CategoryModel:
@@ -184,12 +208,20 @@ class CategoryModel:
         """Every class's log-posterior divided by the temperature, less the likeliest's (0 for it,
         negative for the others); empty with no known n-gram. The posteriors are their exponentials,
         normalised."""
+        scores = self.scaled(text)
+        if scores is None:
+            return {}
+        top = max(scores)
+        return {code: s - top for code, s in zip(self.codes, scores, strict=True)}
+
+    def scaled(self, text: str) -> list[float] | None:
+        """Every class's log-posterior divided by the temperature, unnormalised, in ``codes``'
+        order; None with no known n-gram."""
         likelihoods = self.log_likelihoods(text)
         if likelihoods is None:
-            return {}
-        scores = [p + s for p, s in zip(self._prior, likelihoods, strict=True)]
-        top, t = max(scores), self._temperature
-        return {code: (s - top) / t for code, s in zip(self.codes, scores, strict=True)}
+            return None
+        t = self._temperature
+        return [(p + s) / t for p, s in zip(self._prior, likelihoods, strict=True)]
 
     def classify(self, text: str) -> tuple[str, float]:
         """The likeliest category code and its posterior (tempered); ("", 0.0) with no known n-gram."""
@@ -200,3 +232,123 @@ class CategoryModel:
         best = max(range(len(scores)), key=scores.__getitem__)  # ties: the first code in order
         top, t = scores[best], self._temperature
         return self.codes[best], 1.0 / sum(math.exp((s - top) / t) for s in scores)
+
+
+# The linear model's weights in fixed point, a lane of 48 bits per class and one more for the
+# squared idfs (the norm): each n-gram's value is offset to be positive (weights and squared idfs
+# are below 2**6 and 2**7: a value below 2**27), and the offsets taken off once, knowing how many
+# n-grams were summed. A lane holds 2**20 n-grams' values: texts are far shorter (LongText: 4,000
+# characters), and a longer one is read from its first n-grams.
+_LINEAR_SCALE = 1 << 20
+_LINEAR_LANE = 48
+_LINEAR_OFFSET = 1 << 27
+_LINEAR_MASK = (1 << _LINEAR_LANE) - 1
+_LINEAR_MAX_GRAMS = 1 << (_LINEAR_LANE - 28)
+
+
+@dataclass(frozen=True, slots=True)
+class LinearWeights:
+    """What the linear model is: its classes, their biases, and for each n-gram its idf and its
+    weights (idf times the coefficient) for the classes it has any for, by their index. As a file::
+
+        {"bias": [...], "codes": [...], "grams": {"gram": [idf, {"class index": weight, ...}], ...}}
+    """
+
+    codes: list[str]
+    bias: list[float]
+    grams: dict[str, tuple[float, dict[int, float]]]
+
+    def to_json(self) -> str:
+        grams = {g: [idf, {str(i): w for i, w in kept.items()}] for g, (idf, kept) in self.grams.items()}
+        raw = {"codes": self.codes, "bias": self.bias, "grams": grams}
+        return json.dumps(raw, ensure_ascii=False, separators=(",", ":"), sort_keys=True) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str) -> LinearWeights:
+        raw = json.loads(text)
+        grams = {g: (idf, {int(i): w for i, w in kept.items()}) for g, (idf, kept) in raw["grams"].items()}
+        return cls(raw["codes"], raw["bias"], grams)
+
+
+class LinearModel:
+    """A linear model over the n-grams a text has, each once: a class's decision value is its bias
+    plus the sum of the n-grams' weights for it over the length of their idf vector (the text's
+    vector scaled to length 1). An n-gram it has no weights for counts for nothing."""
+
+    def __init__(self, weights: LinearWeights) -> None:
+        self.codes = tuple(weights.codes)
+        self._bias = list(weights.bias)
+        norm_lane = _LINEAR_LANE * len(self.codes)
+        offsets = sum(_LINEAR_OFFSET << (_LINEAR_LANE * i) for i in range(len(self.codes) + 1))
+        self._table: dict[str, int] = {}
+        for gram, (idf, kept) in weights.grams.items():
+            if idf * idf >= 1 << 7 or any(abs(w) >= 1 << 6 for w in kept.values()):
+                raise ValueError(f"{gram}: a weight beyond the fixed point's range")
+            packed = offsets + (round(idf * idf * _LINEAR_SCALE) << norm_lane)
+            for i, weight in kept.items():  # a negative weight borrows from its lane's offset
+                packed += round(weight * _LINEAR_SCALE) << (_LINEAR_LANE * i)
+            self._table[gram] = packed
+        self._lanes = tuple(_LINEAR_LANE * i for i in range(len(self.codes) + 1))
+
+    @classmethod
+    def load(cls, path: Path = LINEAR_WEIGHTS) -> LinearModel:
+        """The model shipped (by default), read once a process."""
+        return _load_linear(path)
+
+    def decisions(self, text: str) -> tuple[list[float], int] | None:
+        """Each class's decision value, in ``codes``' order, and how many known n-grams the text
+        has; None with none."""
+        text = text.lower().translate(_FOLD)
+        grams = set(map(text.__getitem__, _slices(len(text))))
+        rows = list(filter(None, map(self._table.get, grams)))[:_LINEAR_MAX_GRAMS]
+        if not rows:
+            return None
+        packed, offset = sum(rows), len(rows) * _LINEAR_OFFSET
+        lanes = [((packed >> lane) & _LINEAR_MASK) - offset for lane in self._lanes]
+        norm = math.sqrt(lanes.pop() * _LINEAR_SCALE)  # the root of the squares, in fixed point
+        return [b + v / norm for b, v in zip(self._bias, lanes, strict=True)], len(rows)
+
+
+@lru_cache(maxsize=2)
+def _load_linear(path: Path) -> LinearModel:
+    return LinearModel(LinearWeights.from_json(path.read_text(encoding="utf-8")))
+
+
+class Opinion:
+    """The category model: naive Bayes' tempered log-posteriors plus LINEAR_WEIGHT times the
+    linear model's decision values (less below LINEAR_FULL_AT known n-grams), as tempered
+    log-posteriors (the likeliest's 0); naive Bayes alone from LINEAR_UNLESS. Either alone when the
+    other knows no n-gram of the text; empty when neither does."""
+
+    def __init__(self, bayes: CategoryModel, linear: LinearModel, weight: float = LINEAR_WEIGHT) -> None:
+        if bayes.codes != linear.codes:  # trained on the same examples: the same classes
+            raise ValueError(f"the two models know other classes: {bayes.codes} and {linear.codes}")
+        self.bayes, self.linear, self.weight = bayes, linear, weight
+        self.codes = bayes.codes
+
+    def tempered(self, text: str) -> dict[str, float]:
+        scores = self.bayes.scaled(text)
+        if scores is not None:
+            top = max(scores)
+            if sum(math.exp(s - top) for s in scores) <= 1.0 / LINEAR_UNLESS:
+                return {code: s - top for code, s in zip(self.codes, scores, strict=True)}
+        decided = self.linear.decisions(text)
+        if decided is not None:
+            decisions, known = decided
+            weight = self.weight * min(1.0, known / LINEAR_FULL_AT)
+            if scores is None:
+                scores = [weight * d for d in decisions]
+            else:
+                scores = [s + weight * d for s, d in zip(scores, decisions, strict=True)]
+        if scores is None:
+            return {}
+        top = max(scores)
+        return {code: s - top for code, s in zip(self.codes, scores, strict=True)}
+
+    def classify(self, text: str) -> tuple[str, float]:
+        """The likeliest category code and its posterior; ("", 0.0) with no known n-gram."""
+        tempered = self.tempered(text)
+        if not tempered:
+            return "", 0.0
+        best = max(tempered, key=tempered.__getitem__)  # ties: the first code in order
+        return best, 1.0 / sum(math.exp(v) for v in tempered.values())

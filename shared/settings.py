@@ -120,7 +120,7 @@ class Settings(BaseSettings):
     notify_contact_retention_days: float = 30
 
     # Intake: tagging, merging repeat reports (并单), early warning on clusters (工单预警).
-    tag_threshold: float = 0.6  # services/intake/tagging.py TAG_THRESHOLD (a test checks they agree)
+    tag_threshold: float = 0.85  # services/intake/tagging.py TAG_THRESHOLD (a test checks they agree)
     # The trained classifiers (shared/classifier.py): for calls the keywords cannot tag, and for every
     # call's request type; off: keywords and cues only.
     tag_fallback: bool = True

@@ -29,6 +29,7 @@ from .request_types import request_type_of as request_type_of
 from .request_types import tag_request_type as tag_request_type
 from .tagging import FALLBACK_THRESHOLD as FALLBACK_THRESHOLD
 from .tagging import TAG_THRESHOLD as TAG_THRESHOLD
+from .tagging import Classifier
 from .tagging import Tag as Tag
 from .tagging import is_dangerous as is_dangerous
 from .tagging import tag_category as tag_category
@@ -105,9 +106,9 @@ def order_from_call(
     time: datetime,
     ref: Jurisdiction,
     threshold: float | None = None,  # tag_category's default: by whether there is a classifier
-    fallback: CategoryModel | None = None,
+    fallback: Classifier | None = None,
     type_model: CategoryModel | None = None,
-    alarm: CategoryModel | None = None,
+    alarm: Classifier | None = None,
 ) -> NewOrder:
     tag = tag_category(call.content, call.category_hint, ref, threshold, fallback, alarm=alarm)
     place = place_order(call.location, call.address, call.content, ref, tag.focus)

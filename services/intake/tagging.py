@@ -41,7 +41,7 @@ from .lexicon import ALARM, ALARMED, CONTEXT, DANGER, FEE, NOT_NOW, NOT_NOW_CLAU
 # above, to triage below it. The least cost on the trade-off curves (python -m tools.accuracy
 # --curve; a wrong desk costs three triages) of the labelled set and the residents' calls trained on
 # (tools.accuracy.resident_calls), both cross-validated (docs/performance.md#the-thresholds).
-TAG_THRESHOLD = 0.6
+TAG_THRESHOLD = 0.85
 # Below this confidence of the words the classifier is asked too, and the two are combined
 # (``_combine``); above it the words are trusted alone, and the call never pays for the classifier.
 # At or below TAG_THRESHOLD it is TAG_THRESHOLD: a call the words would send to triage is always
@@ -63,7 +63,7 @@ FALLBACK_THRESHOLD = 0.5
 # The words' weight against the classifier's, when both are asked (``_combine``): the words'
 # shares are raised to this power. Chosen with TAG_THRESHOLD on the same curves
 # (docs/performance.md#the-thresholds).
-WORDS_WEIGHT = 0.8
+WORDS_WEIGHT = 0.6
 # A mention (after a context marker, a bill's item) counts this share of its weight; a phrase in
 # the clause that asks for something, this multiple; a phrase heard only by its sound, this share.
 CONTEXT_WEIGHT = 0.3
@@ -226,7 +226,7 @@ def _situations(
 
 
 class Classifier(Protocol):
-    """What the tagger asks for a second opinion (shared.classifier.CategoryModel)."""
+    """What the tagger asks for a second opinion (shared.classifier.Opinion, CategoryModel)."""
 
     def tempered(self, text: str) -> dict[str, float]: ...
 

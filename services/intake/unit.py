@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared import contract
-from shared.classifier import CategoryModel, emergency_model, load_examples, type_model, with_phrases
+from shared.classifier import category_model, emergency_model, load_examples, type_model, with_phrases
 from shared.contract import (
     ClusterDetected,
     ContactRecorded,
@@ -117,9 +117,9 @@ class IntakeUnit:
         self.cluster_window = timedelta(minutes=settings.cluster_window_minutes)
         self.cluster_window_minutes = settings.cluster_window_minutes
         self.threshold = settings.tag_threshold
-        # Trained here, once (~0.1 s each): the category model asked only for the calls the keywords
-        # cannot tag, the request type model for every call (services/intake/request_types.py).
-        self.fallback = CategoryModel(with_phrases(load_examples(), ref)) if settings.tag_fallback else None
+        # Trained here, once (~0.1 s each): the category model asked beside the words
+        # (tagging.SECOND_OPINION), the request type model for every call (request_types.py).
+        self.fallback = category_model(with_phrases(load_examples(), ref)) if settings.tag_fallback else None
         self.type_model = type_model() if settings.tag_fallback else None
         # The emergency model, asked for the calls the words find no danger in (tagging.is_emergency).
         self.alarm = emergency_model() if settings.tag_fallback else None

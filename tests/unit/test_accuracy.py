@@ -14,8 +14,9 @@ from tools.accuracy import (
     CURVE,
     DEFAULT_SET,
     DEV_RESIDENTS3,
+    DEV_RESIDENTS4,
     HOLDOUT_BLIND,
-    TRAIN_RESIDENTS,
+    TRAINING_RESIDENT_SETS,
     WRONG_DESK_COST,
     LabelledCall,
     LabelledSetError,
@@ -110,8 +111,9 @@ def test_no_emergency_is_missed(calls: list[LabelledCall], report: Report) -> No
     assert report.missed_emergencies == []
     # The 21 calls labelled calm tell a danger only feared or past. The residents' calls the
     # emergency model learns from (issue 22's third round) call a thing about to fall an emergency:
-    # 5 of the 21 are taken as one since, the price of fewer emergencies missed in their wording.
-    assert len(report.false_alarms) <= 5, report.false_alarms
+    # 5 of the 21 are taken as one since, 6 since the fourth round's calls, the price of fewer
+    # emergencies missed in their wording.
+    assert len(report.false_alarms) <= 6, report.false_alarms
 
 
 def test_the_default_thresholds_are_on_the_curves_least_cost(
@@ -204,7 +206,13 @@ RESIDENTS3_SET = DEV_RESIDENTS3
 RESIDENTS3_CHECK_FLOOR = 0.93
 RESIDENTS3_CHECK_WRONG_DESK_MAX = 4
 RESIDENTS3_CHECK_MISSED_EMERGENCIES_MAX = 1
-TRAINING_SET = TRAIN_RESIDENTS
+RESIDENTS4_SET = DEV_RESIDENTS4
+# The third round's blind holdout (260 calls, 37 emergencies), measured once after that round and
+# retired in the fourth, when a new one was written: split and trained on like the third set.
+RESIDENTS4_CHECK_FLOOR = 0.93
+RESIDENTS4_CHECK_WRONG_DESK_MAX = 4
+RESIDENTS4_CHECK_MISSED_EMERGENCIES_MAX = 0
+RESIDENTS4_CHECK_PLACE_FLOOR = 0.93  # 93.8% when retired: its hands named more places per call
 BLIND_SET = HOLDOUT_BLIND
 
 
@@ -214,7 +222,9 @@ def test_the_residents_set_is_never_trained_on(examples: list[Example]) -> None:
     assert [e.content for e in examples if e.content in dev] == []
 
 
-@pytest.mark.parametrize("path", [RESIDENTS_SET, RESIDENTS2_SET, RESIDENTS3_SET], ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "path", [RESIDENTS_SET, RESIDENTS2_SET, RESIDENTS3_SET, RESIDENTS4_SET], ids=lambda p: p.name
+)
 def test_the_residents_halves_split_each_category(ref: Jurisdiction, path) -> None:
     calls = load_labelled(path)
     tune, check = residents_halves(calls)
@@ -258,44 +268,74 @@ def test_the_emergency_model_is_trained_on_the_labelled_set_and_the_tuning_half_
 ) -> None:
     assert alarms == emergency_examples()
     trained = {example.content for example in alarms}
-    checks = [residents_halves(load_labelled(path))[1] for path in (RESIDENTS2_SET, RESIDENTS3_SET)]
-    others = [*checks[0], *checks[1], *load_labelled(RESIDENTS_SET), *load_labelled(HOLDOUT_SET)]
-    others += load_labelled(BLIND_SET)
+    dev = (RESIDENTS2_SET, RESIDENTS3_SET, RESIDENTS4_SET)
+    others = [call for path in dev for call in residents_halves(load_labelled(path))[1]]
+    others += [*load_labelled(RESIDENTS_SET), *load_labelled(HOLDOUT_SET), *load_labelled(BLIND_SET)]
     assert [call.content for call in others if call.content in trained] == []
 
 
-def test_the_third_round_trains_on_its_calls_and_never_on_a_check_half_or_the_holdout(
+def test_the_training_sets_and_tuning_halves_are_trained_on_never_a_check_half_or_the_holdout(
     examples: list[Example],
 ) -> None:
     trained = {(e.content, e.category) for e in examples}
-    training = load_labelled(TRAINING_SET)
-    assert len(training) >= 1000 and len({c.content for c in training}) == len(training)
+    training = [call for path in TRAINING_RESIDENT_SETS for call in load_labelled(path)]
+    assert len(training) >= 2000 and len({c.content for c in training}) == len(training)
     assert all((c.content, c.category) in trained for c in training)
-    tune, check = residents_halves(load_labelled(RESIDENTS3_SET))
-    assert all((c.content, c.category) in trained for c in tune)
-    never = {c.content for c in [*check, *load_labelled(BLIND_SET)]}
-    assert [e.content for e in examples if e.content in never] == []
+    checks = []
+    for path in (RESIDENTS3_SET, RESIDENTS4_SET):
+        tune, check = residents_halves(load_labelled(path))
+        assert all((c.content, c.category) in trained for c in tune)
+        checks += check
     blind = load_labelled(BLIND_SET)
+    never = {c.content for c in [*checks, *blind]}
+    assert [e.content for e in examples if e.content in never] == []
     assert len(blind) >= 200 and len({c.content for c in blind}) == len(blind)
-    sets = (DEFAULT_SET, HOLDOUT_SET, RESIDENTS_SET, RESIDENTS2_SET, RESIDENTS3_SET)
+    sets = (DEFAULT_SET, HOLDOUT_SET, RESIDENTS_SET, RESIDENTS2_SET, RESIDENTS3_SET, RESIDENTS4_SET)
     earlier = {c.content for path in sets for c in load_labelled(path)}
     assert not earlier & {c.content for c in [*training, *blind]}, "a call of another set"
     assert not {c.content for c in training} & {c.content for c in blind}
 
 
-def test_the_third_residents_set_is_reported_and_does_not_regress(
-    ref: Jurisdiction, examples: list[Example], alarms: list[Example]
+@pytest.mark.parametrize(
+    ("path", "floor", "wrong_desks", "missed", "placed"),
+    [
+        (
+            RESIDENTS3_SET,
+            RESIDENTS3_CHECK_FLOOR,
+            RESIDENTS3_CHECK_WRONG_DESK_MAX,
+            RESIDENTS3_CHECK_MISSED_EMERGENCIES_MAX,
+            PLACE_TARGET,
+        ),
+        (
+            RESIDENTS4_SET,
+            RESIDENTS4_CHECK_FLOOR,
+            RESIDENTS4_CHECK_WRONG_DESK_MAX,
+            RESIDENTS4_CHECK_MISSED_EMERGENCIES_MAX,
+            RESIDENTS4_CHECK_PLACE_FLOOR,
+        ),
+    ],
+    ids=lambda p: getattr(p, "name", ""),
+)
+def test_a_retired_holdouts_check_half_is_reported_and_does_not_regress(
+    ref: Jurisdiction,
+    examples: list[Example],
+    alarms: list[Example],
+    path,
+    floor: float,
+    wrong_desks: int,
+    missed: int,
+    placed: float,
 ) -> None:
     """Figures only, as for the second set."""
-    _, check = residents_halves(load_labelled(RESIDENTS3_SET))
+    _, check = residents_halves(load_labelled(path))
     result = evaluate_calls(check, ref, examples, alarms=alarms)
     figures = result.format(examples=0, contents=False)
-    print("\nthird residents' set, check half:\n" + figures)
+    print(f"\n{path.name}, check half:\n" + figures)
     assert result.folds == 1, "trained on all the examples, none of them check-half calls"
-    assert result.category_accuracy >= RESIDENTS3_CHECK_FLOOR, figures
-    assert result.to_wrong_desk <= RESIDENTS3_CHECK_WRONG_DESK_MAX, figures
-    assert len(result.missed_emergencies) <= RESIDENTS3_CHECK_MISSED_EMERGENCIES_MAX, figures
-    assert result.place_accuracy >= PLACE_TARGET, figures
+    assert result.category_accuracy >= floor, figures
+    assert result.to_wrong_desk <= wrong_desks, figures
+    assert len(result.missed_emergencies) <= missed, figures
+    assert result.place_accuracy >= placed, figures
 
 
 def test_the_second_residents_set_is_reported_and_does_not_regress(

@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+import math
 import random
 
 import pytest
 
 from services.intake.domain import FALLBACK_THRESHOLD, tag_category
-from shared.classifier import CategoryModel, Example, load_examples
+from shared.classifier import (
+    LINEAR_WEIGHTS,
+    CategoryModel,
+    Example,
+    LinearModel,
+    LinearWeights,
+    Opinion,
+    category_model,
+    load_examples,
+    with_phrases,
+)
 from shared.reference import Jurisdiction
+from tools import linear
 from tools.accuracy import DEFAULT_SET, load_labelled
 
 OPINION = 0.75  # SECOND_OPINION until issue 22's third round
@@ -20,8 +32,8 @@ def examples() -> list[Example]:
 
 
 @pytest.fixture(scope="module")
-def model(examples: list[Example]) -> CategoryModel:
-    return CategoryModel(examples)
+def model(examples: list[Example], ref: Jurisdiction) -> Opinion:
+    return category_model(with_phrases(examples, ref))  # as intake builds it
 
 
 class Untouchable(CategoryModel):
@@ -37,7 +49,7 @@ def test_the_examples_name_known_categories_and_cover_them_all(
     assert {e.category for e in examples} == set(ref.category_by_code)
 
 
-def test_no_signal_stays_other(model: CategoryModel, ref: Jurisdiction) -> None:
+def test_no_signal_stays_other(model: Opinion, ref: Jurisdiction) -> None:
     assert model.classify("xyz") == ("", 0.0)  # no n-gram it knows
     for text in ("今天天气不错", "喂？", "你好"):
         _, probability = model.classify(text)
@@ -45,7 +57,7 @@ def test_no_signal_stays_other(model: CategoryModel, ref: Jurisdiction) -> None:
         assert tag_category(text, None, ref, fallback=model).category.code == "other"
 
 
-def test_the_classifier_tags_what_the_keywords_miss(model: CategoryModel, ref: Jurisdiction) -> None:
+def test_the_classifier_tags_what_the_keywords_miss(model: Opinion, ref: Jurisdiction) -> None:
     text = "家里的片子一点都不烫"  # not one heating keyword, symptom or sound-alike
     assert tag_category(text, None, ref).category.code == "other"
     tag = tag_category(text, None, ref, fallback=model)
@@ -69,13 +81,13 @@ def test_the_confident_keyword_path_never_asks_the_classifier(
     for call in load_labelled(DEFAULT_SET):
         keywords = tag_category(call.content, None, ref)
         if keywords.confidence >= OPINION:  # sure enough to need no second opinion
-            tagged = tag_category(call.content, None, ref, fallback=untouchable, second_opinion=OPINION)
+            tagged = tag_category(call.content, None, ref, OPINION, untouchable, OPINION)
             assert tagged == keywords
             confident += 1
     assert confident > 400  # 476 of 830 when written: the classifier is asked about the rest
 
 
-def test_the_hint_still_wins(model: CategoryModel, ref: Jurisdiction) -> None:
+def test_the_hint_still_wins(model: Opinion, ref: Jurisdiction) -> None:
     assert tag_category("家里的片子一点都不烫", "gas", ref, fallback=model).category.code == "gas"
 
 
@@ -96,3 +108,27 @@ def test_examples_must_have_content_and_category(tmp_path) -> None:
         load_examples(path)
     with pytest.raises(ValueError, match="no examples"):
         CategoryModel([])
+
+
+def test_the_linear_models_fixed_point_sums_are_its_weights() -> None:
+    """Each decision is the bias plus the weights of the n-grams present (once each) over the root
+    of their squared idfs, negative weights and all, as if summed in floats."""
+    weights = LinearWeights(
+        ["a", "b"], [0.5, -0.25], {"片": (2.0, {0: 1.5, 1: -0.75}), "子": (1.0, {1: 2.0}), "烫": (3.0, {})}
+    )
+    model = LinearModel(weights)
+    decided = model.decisions("片子片子不烫")  # 片 and 子 twice: counted once; 不 unknown
+    assert decided is not None
+    values, known = decided
+    norm = math.sqrt(2.0**2 + 1.0**2 + 3.0**2)
+    assert known == 3
+    assert values == pytest.approx([0.5 + 1.5 / norm, -0.25 + (-0.75 + 2.0) / norm], abs=1e-5)
+    assert model.decisions("天气") is None
+
+
+def test_the_shipped_linear_weights_are_trained_on_the_shipped_examples(
+    examples: list[Example], ref: Jurisdiction
+) -> None:
+    """python -m tools.accuracy --write-examples writes both from the sets: neither is edited by hand."""
+    shipped = LinearWeights.from_json(LINEAR_WEIGHTS.read_text(encoding="utf-8"))
+    assert shipped == linear.weights(with_phrases(examples, ref))
