@@ -1,10 +1,10 @@
 """The keyword tagger's second opinion: multinomial naive Bayes over character 1-3-grams, and a
 linear model over the same n-grams beside it (``LinearModel``, ``Opinion``).
 
-Intake asks it only when the keywords are not confident (none found, or a mixed text); the
-confident path never pays for it. It is trained when loaded, from example calls shipped with the
-package (``shared/data/category_examples.jsonl``: one ``{"content", "category"}`` object a line),
-in well under a second, and is deterministic: the same examples give the same model.
+Intake asks it about every call (services/intake/tagging.py, SECOND_OPINION). Naive Bayes is
+trained when loaded, from example calls shipped with the package
+(``shared/data/category_examples.jsonl``: one ``{"content", "category"}`` object a line), in well
+under a second, and is deterministic: the same examples give the same model.
 
 Scoring is sparse so that a call costs a few dozen µs: with add-alpha smoothing, a class's score is
 its prior, plus ``unseen[c]`` for every known n-gram, plus a bonus ``log(1 + count / alpha)`` for
@@ -102,8 +102,12 @@ def with_phrases(examples: Iterable[Example], ref: Jurisdiction) -> list[Example
 
 def category_model(examples: Iterable[Example], linear: LinearModel | None = None) -> Opinion:
     """The category model (tagging's second opinion): naive Bayes trained on ``examples`` (with
-    ``with_phrases``), beside the linear model (by default the one shipped, trained on the same)."""
-    return Opinion(CategoryModel(examples), linear or LinearModel.load())
+    ``with_phrases``), beside the linear model (by default the one shipped: trained on the shipped
+    examples with the default jurisdiction's phrases). A jurisdiction whose categories are not the
+    linear model's gets naive Bayes alone: its weights know other classes."""
+    bayes = CategoryModel(examples)
+    linear = linear or LinearModel.load()
+    return Opinion(bayes, linear if linear.codes == bayes.codes else None)
 
 
 def type_model(examples: Iterable[Example] | None = None) -> CategoryModel:
@@ -238,7 +242,7 @@ class CategoryModel:
 # squared idfs (the norm): each n-gram's value is offset to be positive (weights and squared idfs
 # are below 2**6 and 2**7: a value below 2**27), and the offsets taken off once, knowing how many
 # n-grams were summed. A lane holds 2**20 n-grams' values: texts are far shorter (LongText: 4,000
-# characters), and a longer one is read from its first n-grams.
+# characters), and of a longer one only as many n-grams are read.
 _LINEAR_SCALE = 1 << 20
 _LINEAR_LANE = 48
 _LINEAR_OFFSET = 1 << 27
@@ -273,17 +277,22 @@ class LinearWeights:
 class LinearModel:
     """A linear model over the n-grams a text has, each once: a class's decision value is its bias
     plus the sum of the n-grams' weights for it over the length of their idf vector (the text's
-    vector scaled to length 1). An n-gram it has no weights for counts for nothing."""
+    vector scaled to length 1). An n-gram it has no weights for counts only in that length; one
+    not in the file, not at all."""
 
     def __init__(self, weights: LinearWeights) -> None:
         self.codes = tuple(weights.codes)
         self._bias = list(weights.bias)
+        if len(self._bias) != len(self.codes):
+            raise ValueError(f"{len(self._bias)} biases for {len(self.codes)} classes")
         norm_lane = _LINEAR_LANE * len(self.codes)
         offsets = sum(_LINEAR_OFFSET << (_LINEAR_LANE * i) for i in range(len(self.codes) + 1))
         self._table: dict[str, int] = {}
         for gram, (idf, kept) in weights.grams.items():
-            if idf * idf >= 1 << 7 or any(abs(w) >= 1 << 6 for w in kept.values()):
-                raise ValueError(f"{gram}: a weight beyond the fixed point's range")
+            if not 0 < idf * idf < 1 << 7 or any(abs(w) >= 1 << 6 for w in kept.values()):
+                raise ValueError(f"{gram}: an idf or a weight beyond the fixed point's range")
+            if any(not 0 <= i < len(self.codes) for i in kept):
+                raise ValueError(f"{gram}: a weight for a class the model does not have")
             packed = offsets + (round(idf * idf * _LINEAR_SCALE) << norm_lane)
             for i, weight in kept.items():  # a negative weight borrows from its lane's offset
                 packed += round(weight * _LINEAR_SCALE) << (_LINEAR_LANE * i)
@@ -317,11 +326,13 @@ def _load_linear(path: Path) -> LinearModel:
 class Opinion:
     """The category model: naive Bayes' tempered log-posteriors plus LINEAR_WEIGHT times the
     linear model's decision values (less below LINEAR_FULL_AT known n-grams), as tempered
-    log-posteriors (the likeliest's 0); naive Bayes alone from LINEAR_UNLESS. Either alone when the
-    other knows no n-gram of the text; empty when neither does."""
+    log-posteriors (the likeliest's 0); naive Bayes alone from LINEAR_UNLESS, or with no linear
+    model. Either alone when the other knows no n-gram of the text; empty when neither does."""
 
-    def __init__(self, bayes: CategoryModel, linear: LinearModel, weight: float = LINEAR_WEIGHT) -> None:
-        if bayes.codes != linear.codes:  # trained on the same examples: the same classes
+    def __init__(
+        self, bayes: CategoryModel, linear: LinearModel | None, weight: float = LINEAR_WEIGHT
+    ) -> None:
+        if linear is not None and bayes.codes != linear.codes:
             raise ValueError(f"the two models know other classes: {bayes.codes} and {linear.codes}")
         self.bayes, self.linear, self.weight = bayes, linear, weight
         self.codes = bayes.codes
@@ -332,7 +343,7 @@ class Opinion:
             top = max(scores)
             if sum(math.exp(s - top) for s in scores) <= 1.0 / LINEAR_UNLESS:
                 return {code: s - top for code, s in zip(self.codes, scores, strict=True)}
-        decided = self.linear.decisions(text)
+        decided = self.linear.decisions(text) if self.linear is not None else None
         if decided is not None:
             decisions, known = decided
             weight = self.weight * min(1.0, known / LINEAR_FULL_AT)

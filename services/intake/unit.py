@@ -117,7 +117,7 @@ class IntakeUnit:
         self.cluster_window = timedelta(minutes=settings.cluster_window_minutes)
         self.cluster_window_minutes = settings.cluster_window_minutes
         self.threshold = settings.tag_threshold
-        # Trained here, once (~0.1 s each): the category model asked beside the words
+        # Built here, once (~0.1-0.5 s each): the category model asked beside the words
         # (tagging.SECOND_OPINION), the request type model for every call (request_types.py).
         self.fallback = category_model(with_phrases(load_examples(), ref)) if settings.tag_fallback else None
         self.type_model = type_model() if settings.tag_fallback else None
