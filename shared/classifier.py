@@ -8,7 +8,9 @@ under a second, and is deterministic: the same examples give the same model.
 
 Scoring is sparse so that a call costs a few dozen µs: with add-alpha smoothing, a class's score is
 its prior, plus ``unseen[c]`` for every known n-gram, plus a bonus ``log(1 + count / alpha)`` for
-the n-grams the class has actually seen; most n-grams were seen by one or two classes only.
+the n-grams the class has actually seen; most n-grams were seen by one or two classes only. A
+text's known n-grams are found in one pass (``Grams``: an Aho-Corasick automaton over the model's
+n-grams) and their rows summed as integers, a lane per class, read back at once (``_unpack``).
 
 The linear model (a linear support vector machine over the n-grams present, weighted by their
 inverse document frequency) separates what naive Bayes only counts: it is trained offline from the
@@ -20,11 +22,15 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
+from operator import itemgetter
 from pathlib import Path
+
+from ahocorasick_rs import AhoCorasick, Implementation, MatchKind
 
 from shared.reference import Jurisdiction
 
@@ -60,10 +66,11 @@ MAX_CLASSES = 12
 # 0 or 1; dividing the log-odds by this temperature makes the top posterior a usable confidence.
 TEMPERATURE = 8.0
 # The n-grams' bonuses in fixed point (2**-20 of a nat, far below any difference that decides),
-# a lane of 48 bits per class: room for 2**28 nats, a text of millions of n-grams.
+# a lane of 64 bits per class (an n-gram's bonus is below 2**24: room for 2**40 n-grams), so that
+# a sum's lanes are its bytes, read back in one pass (_unpack) rather than shifted out one by one.
 _SCALE = 1 << 20
-_LANE = 48
-_MASK = (1 << _LANE) - 1
+_LANE = 64
+_BONUS_LIMIT = 1 << 32
 # Digits (house, room and plate numbers) carry no category: one symbol stands for them all.
 _FOLD = str.maketrans("0123456789", "0000000000")
 
@@ -131,21 +138,39 @@ def ngrams(text: str, orders: tuple[int, ...] = NGRAMS) -> list[str]:
     return [text[i : i + n] for n in orders for i in range(len(text) - n + 1)]
 
 
-# Texts up to this long have their slices kept (~100,000 slices, a few MB, at most); longer ones,
-# rare, have them made for the call.
-_KEEP_SLICES = 256
+def _fold(text: str) -> str:
+    return text.lower().translate(_FOLD)
 
 
-@lru_cache(maxsize=2 * _KEEP_SLICES + 2)
-def _kept_slices(length: int, orders: tuple[int, ...]) -> tuple[slice, ...]:
-    return tuple(slice(i, i + n) for n in orders for i in range(length - n + 1))
+def _unpack(packed: int, lanes: int) -> memoryview:
+    """The lanes of a sum of packed rows, lowest first, as integers: its bytes, cast (in C)."""
+    return memoryview(packed.to_bytes(8 * lanes, sys.byteorder)).cast("Q")
 
 
-def _slices(length: int, orders: tuple[int, ...] = NGRAMS) -> tuple[slice, ...]:
-    """The n-grams of a text of this length as slices, in ngrams' order: cut in C (map) per call."""
-    if length <= _KEEP_SLICES:
-        return _kept_slices(length, orders)
-    return tuple(slice(i, i + n) for n in orders for i in range(length - n + 1))
+_FIRST = itemgetter(0)
+# The automaton's states in one array (~9 MB for naive Bayes' 100,000 n-grams), never a DFA, which
+# the library may choose by itself: as fast here, and 127 MB.
+_CONTIGUOUS = Implementation.ContiguousNFA
+
+
+class Grams:
+    """Where a text has a vocabulary's n-grams: the vocabulary's index of each occurrence,
+    overlapping ones and repeats included, as slicing the text into every n-gram and looking each
+    up would find them. One pass of an Aho-Corasick automaton (in Rust): a third of that time, and
+    no probe of a large dict (a cache miss or more) for every n-gram of the text."""
+
+    def __init__(self, grams: Sequence[str]) -> None:
+        self._automaton = (
+            AhoCorasick(list(grams), matchkind=MatchKind.Standard, implementation=_CONTIGUOUS)
+            if grams
+            else None
+        )
+
+    def find(self, text: str) -> list[int]:
+        if self._automaton is None or not text:
+            return []
+        matches = self._automaton.find_matches_as_indexes(_fold(text), overlapping=True)
+        return list(map(_FIRST, matches))
 
 
 class CategoryModel:
@@ -160,7 +185,6 @@ class CategoryModel:
         min_count: int = 1,
         orders: tuple[int, ...] = NGRAMS,
     ) -> None:
-        self._orders = orders
         counts: dict[str, Counter[str]] = {}
         docs: Counter[str] = Counter()
         for example in examples:
@@ -184,28 +208,43 @@ class CategoryModel:
                 table.setdefault(gram, [0.0] * len(self.codes))[i] = math.log1p(n / alpha)
         # Each kept n-gram's bonus for every class (0 where unseen), in fixed point, packed into one
         # integer a lane per class: a call's n-grams are summed as integers, in C (sum), and the
-        # lanes read back once; several times faster than summing 25 columns of floats.
-        self._table = {
-            gram: sum(round(bonus * _SCALE) << (_LANE * i) for i, bonus in enumerate(row))
-            for gram, row in table.items()
-            if len(row) - row.count(0.0) <= MAX_CLASSES and totals[gram] >= min_count
-        }
-        self._lanes = tuple(_LANE * i for i in range(len(self.codes)))
+        # lanes read back once; several times faster than summing 25 columns of floats. Equal rows
+        # are one object (a tenth as many): fewer cache lines for the same sums.
+        rows: dict[int, int] = {}
+        self._table: dict[str, int] = {}
+        for gram, row in table.items():
+            if len(row) - row.count(0.0) <= MAX_CLASSES and totals[gram] >= min_count:
+                if max(row) * _SCALE >= _BONUS_LIMIT:
+                    raise ValueError(f"{gram}: a bonus beyond the fixed point's range")
+                packed = sum(round(bonus * _SCALE) << (_LANE * i) for i, bonus in enumerate(row))
+                self._table[gram] = rows.setdefault(packed, packed)
+        self._rows = list(self._table.values())
         self._temperature = temperature
+
+    @cached_property
+    def _grams(self) -> Grams:
+        # Built at the first text (~0.1 s): a model only fused into an Opinion never needs it.
+        return Grams(list(self._table))
 
     def log_likelihoods(self, text: str) -> list[float] | None:
         """Each class's log-likelihood of the text's known n-grams, in ``codes``' order, without the
         prior; None with no known n-gram."""
-        text = text.lower().translate(_FOLD)
-        # ngrams(text), cut and looked up in C: the rows of the known n-grams (a row is never empty).
-        grams = map(text.__getitem__, _slices(len(text), self._orders))
-        rows = list(filter(None, map(self._table.get, grams)))
-        if not rows:
+        found = self._grams.find(text)
+        if not found:
             return None
-        known, packed = len(rows), sum(rows)
+        lanes = _unpack(sum(map(self._rows.__getitem__, found)), len(self.codes))
+        return self.likelihoods(len(found), lanes)
+
+    def likelihoods(self, known: int, lanes: Sequence[int]) -> list[float]:
+        """The log-likelihoods of ``known`` n-grams whose rows summed to ``lanes`` (one a class)."""
+        return [known * u + v / _SCALE for u, v in zip(self._unseen, lanes, strict=True)]
+
+    def posteriors_of(self, known: int, lanes: Sequence[int]) -> list[float]:
+        """``posteriors(likelihoods(known, lanes))`` in one pass: the same sums, a list fewer."""
+        t = self._temperature
         return [
-            known * u + ((packed >> lane) & _MASK) / _SCALE
-            for u, lane in zip(self._unseen, self._lanes, strict=True)
+            (p + (known * u + v / _SCALE)) / t
+            for p, u, v in zip(self._prior, self._unseen, lanes, strict=True)
         ]
 
     def tempered(self, text: str) -> dict[str, float]:
@@ -222,8 +261,10 @@ class CategoryModel:
         """Every class's log-posterior divided by the temperature, unnormalised, in ``codes``'
         order; None with no known n-gram."""
         likelihoods = self.log_likelihoods(text)
-        if likelihoods is None:
-            return None
+        return None if likelihoods is None else self.posteriors(likelihoods)
+
+    def posteriors(self, likelihoods: list[float]) -> list[float]:
+        """The log-posteriors of these log-likelihoods, divided by the temperature, unnormalised."""
         t = self._temperature
         return [(p + s) / t for p, s in zip(self._prior, likelihoods, strict=True)]
 
@@ -238,16 +279,13 @@ class CategoryModel:
         return self.codes[best], 1.0 / sum(math.exp((s - top) / t) for s in scores)
 
 
-# The linear model's weights in fixed point, a lane of 48 bits per class and one more for the
+# The linear model's weights in fixed point, a lane of 64 bits per class and one more for the
 # squared idfs (the norm): each n-gram's value is offset to be positive (weights and squared idfs
-# are below 2**6 and 2**7: a value below 2**27), and the offsets taken off once, knowing how many
-# n-grams were summed. A lane holds 2**20 n-grams' values: texts are far shorter (LongText: 4,000
-# characters), and of a longer one only as many n-grams are read.
+# are below 2**6 and 2**7: a value below 2**28), and the offsets taken off once, knowing how many
+# n-grams were summed. Each n-gram counts once, so a lane never holds more than the vocabulary's
+# values: far below 2**64.
 _LINEAR_SCALE = 1 << 20
-_LINEAR_LANE = 48
 _LINEAR_OFFSET = 1 << 27
-_LINEAR_MASK = (1 << _LINEAR_LANE) - 1
-_LINEAR_MAX_GRAMS = 1 << (_LINEAR_LANE - 28)
 
 
 @dataclass(frozen=True, slots=True)
@@ -285,8 +323,8 @@ class LinearModel:
         self._bias = list(weights.bias)
         if len(self._bias) != len(self.codes):
             raise ValueError(f"{len(self._bias)} biases for {len(self.codes)} classes")
-        norm_lane = _LINEAR_LANE * len(self.codes)
-        offsets = sum(_LINEAR_OFFSET << (_LINEAR_LANE * i) for i in range(len(self.codes) + 1))
+        norm_lane = _LANE * len(self.codes)
+        offsets = sum(_LINEAR_OFFSET << (_LANE * i) for i in range(len(self.codes) + 1))
         self._table: dict[str, int] = {}
         for gram, (idf, kept) in weights.grams.items():
             if not 0 < idf * idf < 1 << 7 or any(abs(w) >= 1 << 6 for w in kept.values()):
@@ -295,27 +333,48 @@ class LinearModel:
                 raise ValueError(f"{gram}: a weight for a class the model does not have")
             packed = offsets + (round(idf * idf * _LINEAR_SCALE) << norm_lane)
             for i, weight in kept.items():  # a negative weight borrows from its lane's offset
-                packed += round(weight * _LINEAR_SCALE) << (_LINEAR_LANE * i)
+                packed += round(weight * _LINEAR_SCALE) << (_LANE * i)
             self._table[gram] = packed
-        self._lanes = tuple(_LINEAR_LANE * i for i in range(len(self.codes) + 1))
+        self._rows = list(self._table.values())
 
     @classmethod
     def load(cls, path: Path = LINEAR_WEIGHTS) -> LinearModel:
         """The model shipped (by default), read once a process."""
         return _load_linear(path)
 
+    @cached_property
+    def _grams(self) -> Grams:
+        return Grams(list(self._table))  # at the first text, as CategoryModel's
+
     def decisions(self, text: str) -> tuple[list[float], int] | None:
         """Each class's decision value, in ``codes``' order, and how many known n-grams the text
         has; None with none."""
-        text = text.lower().translate(_FOLD)
-        grams = set(map(text.__getitem__, _slices(len(text))))
-        rows = list(filter(None, map(self._table.get, grams)))[:_LINEAR_MAX_GRAMS]
-        if not rows:
+        found = set(self._grams.find(text))
+        if not found:
             return None
-        packed, offset = sum(rows), len(rows) * _LINEAR_OFFSET
-        lanes = [((packed >> lane) & _LINEAR_MASK) - offset for lane in self._lanes]
-        norm = math.sqrt(lanes.pop() * _LINEAR_SCALE)  # the root of the squares, in fixed point
-        return [b + v / norm for b, v in zip(self._bias, lanes, strict=True)], len(rows)
+        lanes = _unpack(sum(map(self._rows.__getitem__, found)), len(self.codes) + 1)
+        return self.values(len(found), lanes), len(found)
+
+    def values(self, known: int, lanes: Sequence[int]) -> list[float]:
+        """The decision values of ``known`` n-grams whose rows summed to ``lanes`` (one a class,
+        then the norm's)."""
+        offset = known * _LINEAR_OFFSET
+        norm = math.sqrt((lanes[-1] - offset) * _LINEAR_SCALE)  # the root of the squares, in fixed point
+        return [b + (v - offset) / norm for b, v in zip(self._bias, lanes[:-1], strict=True)]
+
+    def added(
+        self, scores: list[float] | None, weight: float, known: int, lanes: Sequence[int]
+    ) -> list[float]:
+        """``scores`` plus ``weight`` times ``values(known, lanes)`` (those alone without scores),
+        in one pass: the same sums, a list fewer."""
+        offset = known * _LINEAR_OFFSET
+        norm = math.sqrt((lanes[-1] - offset) * _LINEAR_SCALE)
+        if scores is None:
+            return [weight * (b + (v - offset) / norm) for b, v in zip(self._bias, lanes[:-1], strict=True)]
+        return [
+            s + weight * (b + (v - offset) / norm)
+            for s, b, v in zip(scores, self._bias, lanes[:-1], strict=True)
+        ]
 
 
 @lru_cache(maxsize=2)
@@ -327,7 +386,11 @@ class Opinion:
     """The category model: naive Bayes' tempered log-posteriors plus LINEAR_WEIGHT times the
     linear model's decision values (less below LINEAR_FULL_AT known n-grams), as tempered
     log-posteriors (the likeliest's 0); naive Bayes alone from LINEAR_UNLESS, or with no linear
-    model. Either alone when the other knows no n-gram of the text; empty when neither does."""
+    model. Either alone when the other knows no n-gram of the text; empty when neither does.
+
+    Both read the same n-grams, so they are found once, over both vocabularies (``Grams``): each
+    n-gram's naive Bayes row has a lane more, counting the n-grams it knows, and its linear row
+    one more than the linear model's own, counting those."""
 
     def __init__(
         self, bayes: CategoryModel, linear: LinearModel | None, weight: float = LINEAR_WEIGHT
@@ -336,21 +399,35 @@ class Opinion:
             raise ValueError(f"the two models know other classes: {bayes.codes} and {linear.codes}")
         self.bayes, self.linear, self.weight = bayes, linear, weight
         self.codes = bayes.codes
+        classes = len(self.codes)
+        by_bayes = bayes._table
+        by_linear = linear._table if linear is not None else {}
+        vocabulary = list(dict.fromkeys([*by_bayes, *by_linear]))
+        known_bayes, known_linear = 1 << (_LANE * classes), 1 << (_LANE * (classes + 1))
+        rows: dict[int, int] = {}  # equal rows, one object (as CategoryModel's)
+        self._bayes_rows = [
+            rows.setdefault(r, r) if (r := by_bayes[g] + known_bayes if g in by_bayes else 0) else 0
+            for g in vocabulary
+        ]
+        self._linear_rows = [by_linear[g] + known_linear if g in by_linear else 0 for g in vocabulary]
+        self._grams = Grams(vocabulary)
 
     def tempered(self, text: str) -> dict[str, float]:
-        scores = self.bayes.scaled(text)
-        if scores is not None:
+        found = self._grams.find(text)
+        if not found:
+            return {}
+        classes, scores = len(self.codes), None
+        lanes = _unpack(sum(map(self._bayes_rows.__getitem__, found)), classes + 1)
+        if known := lanes[classes]:
+            scores = self.bayes.posteriors_of(known, lanes[:classes])
             top = max(scores)
             if sum(math.exp(s - top) for s in scores) <= 1.0 / LINEAR_UNLESS:
                 return {code: s - top for code, s in zip(self.codes, scores, strict=True)}
-        decided = self.linear.decisions(text) if self.linear is not None else None
-        if decided is not None:
-            decisions, known = decided
-            weight = self.weight * min(1.0, known / LINEAR_FULL_AT)
-            if scores is None:
-                scores = [weight * d for d in decisions]
-            else:
-                scores = [s + weight * d for s, d in zip(scores, decisions, strict=True)]
+        if self.linear is not None:
+            lanes = _unpack(sum(map(self._linear_rows.__getitem__, set(found))), classes + 2)
+            if known := lanes[classes + 1]:
+                weight = self.weight * min(1.0, known / LINEAR_FULL_AT)
+                scores = self.linear.added(scores, weight, known, lanes[: classes + 1])
         if scores is None:
             return {}
         top = max(scores)

@@ -4,20 +4,24 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Sequence
 
 import pytest
 
 from services.intake.domain import FALLBACK_THRESHOLD, tag_category
 from shared.classifier import (
     LINEAR_FULL_AT,
+    LINEAR_UNLESS,
     LINEAR_WEIGHT,
     CategoryModel,
     Example,
+    Grams,
     LinearModel,
     LinearWeights,
     Opinion,
     category_model,
     load_examples,
+    ngrams,
     with_phrases,
 )
 from shared.reference import Jurisdiction
@@ -154,13 +158,13 @@ def test_the_linear_model_refuses_weights_it_cannot_hold() -> None:
 
 
 class Stub(CategoryModel):
-    """Naive Bayes with its scaled log-posteriors given."""
+    """Naive Bayes with its scaled log-posteriors given, for a text it knows an n-gram of."""
 
-    def __init__(self, scores: list[float] | None) -> None:
-        super().__init__([Example("片子不烫", "a"), Example("停水了", "b")])
+    def __init__(self, scores: list[float], knows: str) -> None:
+        super().__init__([Example(knows, "a"), Example("停水了", "b")])
         self.scores = scores
 
-    def scaled(self, text: str) -> list[float] | None:
+    def posteriors_of(self, known: int, lanes: Sequence[int]) -> list[float]:
         return self.scores
 
 
@@ -171,14 +175,41 @@ def test_the_opinion_adds_the_linear_model_unless_naive_bayes_is_sure() -> None:
     decided = model.decisions(text)
     assert decided is not None and decided[1] == 10
     lean = decided[0][1] * LINEAR_WEIGHT * 10 / LINEAR_FULL_AT
-    unsure = Opinion(Stub([0.0, -1.0]), model).tempered(text)
+    unsure = Opinion(Stub([0.0, -1.0], "一二三"), model).tempered(text)
     assert unsure == {"a": pytest.approx(-(lean - 1.0)), "b": 0.0}
-    sure = Opinion(Stub([0.0, -20.0]), model).tempered(text)  # 1 - e**-20 >= LINEAR_UNLESS
+    sure = Opinion(Stub([0.0, -20.0], "一二三"), model).tempered(text)  # 1 - e**-20 >= LINEAR_UNLESS
     assert sure == {"a": 0.0, "b": -20.0}
-    alone = Opinion(Stub(None), model).tempered(text)  # naive Bayes knows no n-gram of it
+    alone = Opinion(Stub([0.0, -1.0], "片子不烫"), model).tempered(text)  # no n-gram of it known
     assert alone == {"a": pytest.approx(-lean), "b": 0.0}
-    assert Opinion(Stub(None), model).tempered("天气") == {}
-    assert Opinion(Stub([0.0, -1.0]), None).tempered(text) == {"a": 0.0, "b": -1.0}
+    assert Opinion(Stub([0.0, -1.0], "片子不烫"), model).tempered("天气") == {}
+    assert Opinion(Stub([0.0, -1.0], "一二三"), None).tempered(text) == {"a": 0.0, "b": -1.0}
+
+
+def test_the_opinion_is_its_two_models_asked_apart(examples: list[Example], ref: Jurisdiction) -> None:
+    """The opinion finds the n-grams once for both models and sums both rows: to the last bit what
+    naive Bayes and the linear model say, each asked by itself, combined as its docstring says."""
+    bayes, shipped = CategoryModel(with_phrases(examples, ref)), LinearModel.load()
+    opinion = Opinion(bayes, shipped)
+    for call in load_labelled(DEFAULT_SET):
+        text = call.content
+        scores, decided = bayes.scaled(text), shipped.decisions(text)
+        if scores is not None and sum(math.exp(s - max(scores)) for s in scores) > 1.0 / LINEAR_UNLESS:
+            assert decided is not None
+            weight = LINEAR_WEIGHT * min(1.0, decided[1] / LINEAR_FULL_AT)
+            scores = [s + weight * d for s, d in zip(scores, decided[0], strict=True)]
+        assert scores is not None
+        top = max(scores)
+        assert opinion.tempered(text) == {c: s - top for c, s in zip(bayes.codes, scores, strict=True)}
+
+
+def test_the_grams_found_are_the_texts_ngrams_the_vocabulary_has() -> None:
+    """Every occurrence, overlapping and repeated, as slicing the text and looking each up."""
+    vocabulary = ["片", "片子", "子不", "不烫", "子", "0号", "楼"]
+    grams = Grams(vocabulary)
+    for text in ("片子片子不烫", "3号楼12号楼", "", "天气", "片"):
+        expected = sorted(vocabulary.index(g) for g in ngrams(text) if g in vocabulary)
+        assert sorted(grams.find(text)) == expected
+    assert Grams([]).find("片子") == []
 
 
 def test_a_jurisdiction_of_other_categories_gets_naive_bayes_alone() -> None:
