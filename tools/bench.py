@@ -277,6 +277,7 @@ async def pipeline(
     await watcher.start()
     producer = AIOKafkaProducer(**client_options(settings), acks="all", linger_ms=5, enable_idempotence=False)
     await producer.start()
+    resting = await resting_rate(meter)
     meter.samples.clear()
     cpu_before = await meter.reading()
     sampled = asyncio.Event()
@@ -300,6 +301,14 @@ async def pipeline(
         done = [watcher.first_seen[i] for i in burst_ids if i in watcher.first_seen]
         burst_seconds = (max(done) - started) if done else float("nan")
 
+        # The burst's backlog drained first (notifications, clocks, the api's read model): the
+        # steady rate's latency is then the pipeline's, not the wait behind the burst's tail.
+        draining = step(f"burst ({label}): the services idle again", None)
+        drain_started = time.perf_counter()
+        drained = await idle(meter, resting, within=max(60, calls / 100))
+        drain_seconds = time.perf_counter() - drain_started
+        draining(1)
+
         # Steady: a rate well below capacity; latency is publish -> dispatch.assigned seen.
         steady = synthetic_calls(ref, run + "s", int(steady_rate * steady_seconds), seed=11)
         sent_at: dict[str, float] = {}
@@ -320,7 +329,7 @@ async def pipeline(
         latencies = [
             (watcher.first_seen[c] - t) * 1000 for c, t in sent_at.items() if c in watcher.first_seen
         ]
-        settled = await idle(meter)
+        settled = await idle(meter, resting)
         cpu = spent(cpu_before, await meter.reading())
     finally:
         sampled.set()
@@ -341,6 +350,10 @@ async def pipeline(
             "calls_per_s": round(len(done) / burst_seconds, 1) if done else 0,
         },
         "steady": {
+            # Whether the burst's backlog had drained (the services back to their resting CPU)
+            # when the steady rate began, and how long that took after the burst's last outcome.
+            "after_backlog_drained": drained,
+            "drain_seconds": round(drain_seconds, 1),
             "rate_per_s": steady_rate,
             "calls": len(sent_at),
             "done": len(latencies),
@@ -365,19 +378,30 @@ async def pipeline(
     return figures, series
 
 
-async def idle(meter: Meter, within: float = 60, below: float = 0.15) -> bool:
-    """Until the services together use less than ``below`` of a core over a second (their timers
-    tick), or ``within`` seconds: what the calls left to do (notifications, the read model) done.
-    False if they were still busy (the CPU read then leaves some of the calls' work out)."""
-    services = [s for s in meter.processes if s in SERVICES]
+async def resting_rate(meter: Meter, seconds: float = 2) -> float:
+    """The cores the services use together with nothing to do: their consumers' fetches and
+    timers tick (about 0.2 of a core for five here)."""
+    before = meter.cpu()
+    await asyncio.sleep(seconds)  # the measuring window
+    return _services_cpu(meter, before, meter.cpu()) / seconds
+
+
+async def idle(meter: Meter, resting: float, within: float = 60) -> bool:
+    """Until the services together use at most their ``resting`` rate (and a twentieth of a core
+    besides, and a half more, for the ticks' noise) over a second, or ``within`` seconds: what
+    the calls left to do (notifications, the read model) done. False if they were still busy
+    (the CPU read then leaves some of the calls' work out)."""
     deadline = time.perf_counter() + within
     while time.perf_counter() < deadline:
         before = meter.cpu()
         await asyncio.sleep(1)  # the measuring window
-        after = meter.cpu()
-        if sum(after[s] - before[s] for s in services) < below:
+        if _services_cpu(meter, before, meter.cpu()) <= resting * 1.5 + 0.05:
             return True
     return False
+
+
+def _services_cpu(meter: Meter, before: dict[str, float], after: dict[str, float]) -> float:
+    return sum(after[s] - before[s] for s in meter.processes if s in SERVICES)
 
 
 async def notify_delivery(
