@@ -148,6 +148,13 @@ def _unpack(packed: int, lanes: int) -> memoryview:
 
 
 _FIRST = itemgetter(0)
+
+
+def _less(codes: tuple[str, ...], scores: list[float], top: float) -> dict[str, float]:
+    """Each code's score less ``top`` (``s - top``), mapped in C rather than a comprehension."""
+    return dict(zip(codes, map(top.__rsub__, scores), strict=True))
+
+
 # The automaton's states in one array (~9 MB for naive Bayes' 100,000 n-grams), never a DFA, which
 # the library may choose by itself: as fast here, and 127 MB.
 _CONTIGUOUS = Implementation.ContiguousNFA
@@ -254,8 +261,7 @@ class CategoryModel:
         scores = self.scaled(text)
         if scores is None:
             return {}
-        top = max(scores)
-        return {code: s - top for code, s in zip(self.codes, scores, strict=True)}
+        return _less(self.codes, scores, max(scores))
 
     def scaled(self, text: str) -> list[float] | None:
         """Every class's log-posterior divided by the temperature, unnormalised, in ``codes``'
@@ -421,8 +427,8 @@ class Opinion:
         if known := lanes[classes]:
             scores = self.bayes.posteriors_of(known, lanes[:classes])
             top = max(scores)
-            if sum(math.exp(s - top) for s in scores) <= 1.0 / LINEAR_UNLESS:
-                return {code: s - top for code, s in zip(self.codes, scores, strict=True)}
+            if sum(map(math.exp, map(top.__rsub__, scores))) <= 1.0 / LINEAR_UNLESS:
+                return _less(self.codes, scores, top)
         if self.linear is not None:
             lanes = _unpack(sum(map(self._linear_rows.__getitem__, set(found))), classes + 2)
             if known := lanes[classes + 1]:
@@ -430,8 +436,7 @@ class Opinion:
                 scores = self.linear.added(scores, weight, known, lanes[: classes + 1])
         if scores is None:
             return {}
-        top = max(scores)
-        return {code: s - top for code, s in zip(self.codes, scores, strict=True)}
+        return _less(self.codes, scores, max(scores))
 
     def classify(self, text: str) -> tuple[str, float]:
         """The likeliest category code and its posterior; ("", 0.0) with no known n-gram."""

@@ -17,6 +17,7 @@ import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
+from operator import itemgetter
 from typing import Generic, TypeVar
 
 from ahocorasick_rs import AhoCorasick, MatchKind
@@ -61,6 +62,9 @@ class Situation:
     parts: int
 
 
+_START, _END = itemgetter(1), itemgetter(2)
+
+
 class Index(Generic[T]):
     """Phrases to what they say. ``find`` gives (start, end, payload) in text order: every phrase
     found, but none inside a longer one (暖气不热, not 暖气 in it). Two that only overlap are both
@@ -77,8 +81,9 @@ class Index(Generic[T]):
         if self._automaton is None:
             return []
         matches = self._automaton.find_matches_as_indexes(text, overlapping=True)
-        if len(matches) > 1:
-            matches.sort(key=lambda m: (m[1], -m[2]))
+        if len(matches) > 1:  # by start, the longest first: two stable sorts in C, not a key's tuples
+            matches.sort(key=_END, reverse=True)
+            matches.sort(key=_START)
         payloads, found, reach = self._payloads, [], -1
         for i, start, end in matches:
             if end > reach:  # not inside the match that reaches furthest so far

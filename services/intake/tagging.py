@@ -278,7 +278,8 @@ def is_emergency(reading: Reading, ref: Jurisdiction, alarm: Classifier | None) 
     tempered = alarm.tempered(reading.text)
     if EMERGENCY not in tempered:
         return False
-    return 1.0 / sum(math.exp(v - tempered[EMERGENCY]) for v in tempered.values()) >= EMERGENCY_THRESHOLD
+    emergency = tempered[EMERGENCY]
+    return 1.0 / sum(map(math.exp, map(emergency.__rsub__, tempered.values()))) >= EMERGENCY_THRESHOLD
 
 
 def _for_classifier(text: str, ref: Jurisdiction) -> str:
@@ -316,14 +317,18 @@ def _combine(
     word names is unlikely, never impossible: the classifier can overrule a word it doubts. With
     no word at all the classifier alone counts, from FALLBACK_THRESHOLD. In logs (``tempered``:
     the classifier's log-posteriors, the likeliest's 0), and the sum's exponentials once."""
-    known = {code: v for code, v in tempered.items() if code in ref.category_by_code}
+    # Mapped in C (float.__add__, __rsub__), as comprehensions would, a third of the time.
+    if tempered.keys() <= ref.category_by_code.keys():
+        known = tempered
+    else:
+        known = {code: v for code, v in tempered.items() if code in ref.category_by_code}
     if not known:
         return words, sure
     if scores:
         spread = PRIOR / len(ref.categories)
         total = sum(scores.values()) + PRIOR
         unnamed = WORDS_WEIGHT * math.log(spread / total)  # a category no word names
-        combined = {code: v + unnamed for code, v in known.items()}
+        combined = dict(zip(known, map(unnamed.__add__, known.values()), strict=True))
         for code, score in scores.items():
             if code in combined:
                 combined[code] += WORDS_WEIGHT * math.log((score + spread) / total) - unnamed
@@ -331,7 +336,7 @@ def _combine(
         combined = known
     best = max(combined, key=combined.__getitem__)
     top = combined[best]
-    confidence = 1.0 / sum(math.exp(v - top) for v in combined.values())
+    confidence = 1.0 / sum(map(math.exp, map(top.__rsub__, combined.values())))
     if not scores and confidence < FALLBACK_THRESHOLD:
         return "other", 0.0
     return best, confidence
