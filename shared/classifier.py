@@ -66,8 +66,9 @@ MAX_CLASSES = 12
 # 0 or 1; dividing the log-odds by this temperature makes the top posterior a usable confidence.
 TEMPERATURE = 8.0
 # The n-grams' bonuses in fixed point (2**-20 of a nat, far below any difference that decides),
-# a lane of 64 bits per class (an n-gram's bonus is below 2**24: room for 2**40 n-grams), so that
-# a sum's lanes are its bytes, read back in one pass (_unpack) rather than shifted out one by one.
+# a lane of 64 bits per class (an n-gram's bonus is below 2**24 here, refused from 2**32: room for
+# 2**32 n-grams at least), so that a sum's lanes are its bytes, read back in one pass (_unpack)
+# rather than shifted out one by one.
 _SCALE = 1 << 20
 _LANE = 64
 _BONUS_LIMIT = 1 << 32

@@ -354,6 +354,7 @@ async def pipeline(
             # when the steady rate began, and how long that took after the burst's last outcome.
             "after_backlog_drained": drained,
             "drain_seconds": round(drain_seconds, 1),
+            "services_resting_cores": round(resting, 3),  # what idle was judged against
             "rate_per_s": steady_rate,
             "calls": len(sent_at),
             "done": len(latencies),
@@ -378,12 +379,16 @@ async def pipeline(
     return figures, series
 
 
-async def resting_rate(meter: Meter, seconds: float = 2) -> float:
+async def resting_rate(meter: Meter, windows: int = 3) -> float:
     """The cores the services use together with nothing to do: their consumers' fetches and
-    timers tick (about 0.2 of a core for five here)."""
-    before = meter.cpu()
-    await asyncio.sleep(seconds)  # the measuring window
-    return _services_cpu(meter, before, meter.cpu()) / seconds
+    timers tick (about 0.2 of a core for five here). The least of a few one-second windows: a
+    stack just started, or a year just loaded, may still be busy in the first."""
+    rates = []
+    for _ in range(windows):
+        before = meter.cpu()
+        await asyncio.sleep(1)  # the measuring window
+        rates.append(_services_cpu(meter, before, meter.cpu()))
+    return min(rates)
 
 
 async def idle(meter: Meter, resting: float, within: float = 60) -> bool:

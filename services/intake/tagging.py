@@ -278,7 +278,7 @@ def is_emergency(reading: Reading, ref: Jurisdiction, alarm: Classifier | None) 
     tempered = alarm.tempered(reading.text)
     if EMERGENCY not in tempered:
         return False
-    emergency = tempered[EMERGENCY]
+    emergency = float(tempered[EMERGENCY])  # float's __rsub__, whatever a classifier returned
     return 1.0 / sum(map(math.exp, map(emergency.__rsub__, tempered.values()))) >= EMERGENCY_THRESHOLD
 
 
@@ -335,7 +335,7 @@ def _combine(
     else:
         combined = known
     best = max(combined, key=combined.__getitem__)
-    top = combined[best]
+    top = float(combined[best])  # float's __rsub__, whatever a classifier returned
     confidence = 1.0 / sum(map(math.exp, map(top.__rsub__, combined.values())))
     if not scores and confidence < FALLBACK_THRESHOLD:
         return "other", 0.0

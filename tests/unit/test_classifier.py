@@ -204,9 +204,9 @@ def test_the_opinion_is_its_two_models_asked_apart(examples: list[Example], ref:
 
 def test_the_grams_found_are_the_texts_ngrams_the_vocabulary_has() -> None:
     """Every occurrence, overlapping and repeated, as slicing the text and looking each up."""
-    vocabulary = ["片", "片子", "子不", "不烫", "子", "0号", "楼"]
+    vocabulary = ["片", "片子", "子不", "不烫", "子", "0号", "楼", "片子不", "i"]
     grams = Grams(vocabulary)
-    for text in ("片子片子不烫", "3号楼12号楼", "", "天气", "片"):
+    for text in ("片子片子不烫", "3号楼12号楼", "", "天气", "片", "İ片子不烫"):  # İ lowers to two
         expected = sorted(vocabulary.index(g) for g in ngrams(text) if g in vocabulary)
         assert sorted(grams.find(text)) == expected
     assert Grams([]).find("片子") == []
