@@ -444,7 +444,10 @@ def postgres() -> list[dict[str, Any]]:
             "storage": {"size": "20Gi"},
             "walStorage": {"size": "10Gi"},
             "affinity": {"enablePodAntiAffinity": True, "topologyKey": "kubernetes.io/hostname"},
-            "postgresql": {"parameters": {"max_connections": "200"}},
+            # autovacuum_naptime: each service's outbox and inbox churn thousands of rows a second; at the
+            # default minute between visits a burst leaves tens of thousands of dead rows under the
+            # relays' claims and stale statistics under the plans (docs/performance.md).
+            "postgresql": {"parameters": {"max_connections": "200", "autovacuum_naptime": "5s"}},
             # One login role per service, its password in the Secret whistle-db-<service> (basic-auth).
             "managed": {
                 "roles": [
