@@ -144,8 +144,9 @@ class Handlers:
         await store.note_cluster(tx.conn, a.community, a.category, tx.time)
         tx.batch.clustered.add((a.community, a.category))
         reason = f"cluster: {a.count} reports of {a.category} in {a.window_minutes} minutes"
-        for order_id in a.work_order_ids:
-            order = await store.load(tx.conn, order_id)
+        orders = await store.load_many(tx.conn, a.work_order_ids)
+        for order_id in dict.fromkeys(a.work_order_ids):  # each once, in the alert's order
+            order = orders.get(order_id)
             if order is None:
                 continue
             order.begin(tx.event.id, tx.time).raise_for_cluster(reason, self.policy)
