@@ -317,7 +317,7 @@ def _combine(
     word names is unlikely, never impossible: the classifier can overrule a word it doubts. With
     no word at all the classifier alone counts, from FALLBACK_THRESHOLD. In logs (``tempered``:
     the classifier's log-posteriors, the likeliest's 0), and the sum's exponentials once."""
-    # Mapped in C (float.__add__, __rsub__), as comprehensions would, a third of the time.
+    # The sums below are mapped in C (float.__add__, __rsub__): the same as comprehensions, faster.
     if tempered.keys() <= ref.category_by_code.keys():
         known = tempered
     else:
