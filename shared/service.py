@@ -10,9 +10,9 @@ import dataclasses
 import gc
 import os
 import signal
-from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import parse_qs
 
 import orjson
@@ -45,6 +45,14 @@ from shared.topics import ensure_topics
 
 log = get_logger(__name__)
 Task = Callable[["Service"], Coroutine[Any, Any, None]]
+
+
+class Lifespan(Protocol):
+    """A part of a service started with it and stopped with it."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
 
 
 @dataclass
@@ -97,14 +105,17 @@ def build_service(
     publishes: Iterable[str],
     tasks: Iterable[Task] = (),
     unit: BatchUnit[Any] | None = None,
-    prepare_message: Callable[[Decoded], Any] | None = None,
+    prepare_messages: Callable[[list[Decoded]], Awaitable[Sequence[Any]]] | None = None,
     write_behind: bool = False,
+    lifespan: Iterable[Lifespan] = (),
     remember_traces: bool = False,
     prunable: Iterable[housekeeping.Prunable] = (),
 ) -> tuple[AsgiFastStream, Service]:
     """``remember_traces``: the service's timers publish on behalf of orders, in the trace of the
     first event it handled for each (``shared.tracing.TraceMemory``). ``prunable``: what the
-    housekeeping task prunes beside the inbox (``shared.housekeeping``)."""
+    housekeeping task prunes beside the inbox (``shared.housekeeping``). ``lifespan``: what the
+    service starts before its first batch and stops after its last (intake's tagger processes)."""
+    lifespan = list(lifespan)
     configure_logging(name, settings.log_level)
     tracing.configure(name)  # spans exported only with OTEL_EXPORTER_OTLP_ENDPOINT; ids always
     if remember_traces:
@@ -128,7 +139,7 @@ def build_service(
         strict_topics=strict_topics,
         after_commit=relay.notify,
         unit=unit,
-        prepare_message=prepare_message,
+        prepare_messages=prepare_messages,
         write_behind=write_behind,
     )
     pipeline = BatchPipeline(consumer)
@@ -170,6 +181,8 @@ def build_service(
         if settings.migrate_on_start:
             await migrate(name, url)
         await ensure_topics(settings, [*consumer.topics, *svc.publishes])
+        for part in lifespan:
+            await part.start()
         await relay.start()
 
     async def start_tasks() -> None:
@@ -193,6 +206,8 @@ def build_service(
             task.cancel()
         await asyncio.gather(*svc.running, return_exceptions=True)
         await relay.stop()
+        for part in lifespan:
+            await part.stop()
         await engine.dispose()
         tracing.shutdown()  # the spans still buffered, exported
 

@@ -124,6 +124,9 @@ class Settings(BaseSettings):
     # The trained classifiers (shared/classifier.py): for calls the keywords cannot tag, and for every
     # call's request type; off: keywords and cues only.
     tag_fallback: bool = True
+    # Processes of intake's that read calls (services/intake/tagger.py) beside the one that applies
+    # batches; 0: read in that one.
+    tag_processes: int = Field(default=1, ge=0)
     merge_window_minutes: int = 24 * 60
     cluster_threshold: int = 5
     cluster_window_minutes: int = 60

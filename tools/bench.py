@@ -41,7 +41,7 @@ from shared.db import create_engine
 from shared.messaging import HEADERS, client_options, make_consumer, send_batched
 from shared.reference import Jurisdiction, load_jurisdiction
 from shared.settings import Settings
-from tools.bench_meter import Meter, spent
+from tools.bench_meter import Meter, spent, tree_cpu_seconds
 from tools.bench_plot import Round
 from tools.bench_sink import SlowSink
 from tools.large_jurisdiction import large_jurisdiction
@@ -172,7 +172,12 @@ async def raw_produce_rate(settings: Settings, n: int) -> float:
 
 
 async def intake_alone(
-    settings: Settings, ref: Jurisdiction, calls: int, metrics_url: str, advance: Advance | None = None
+    settings: Settings,
+    ref: Jurisdiction,
+    calls: int,
+    metrics_url: str,
+    pid: int,
+    advance: Advance | None = None,
 ) -> dict[str, Any]:
     """Calls per second through intake by itself: publish a burst, time until intake's relay has
     had one workorder.created or workorder.merged per call acknowledged by the broker (its
@@ -191,6 +196,7 @@ async def intake_alone(
             published_before = await _published(http, metrics_url, topic)
             burst = synthetic_calls(ref, run, calls, seed=23)
             cpu_before = await _metric(http, metrics_url, "process_cpu_seconds_total")
+            tree_before = tree_cpu_seconds(pid)
             applying_before = await _metric(http, metrics_url, "whistle_batch_seconds_sum", INTAKE)
             started = time.perf_counter()
             # In record batches, as the relay publishes: the load generator shares the two cores.
@@ -207,6 +213,7 @@ async def intake_alone(
                 await asyncio.sleep(0.1)  # the clock's resolution
             seconds = time.perf_counter() - started
             cpu = await _metric(http, metrics_url, "process_cpu_seconds_total") - cpu_before
+            tree = tree_cpu_seconds(pid) - tree_before
             applying = await _metric(http, metrics_url, "whistle_batch_seconds_sum", INTAKE) - applying_before
         taken = await _taken(reader, topic, {cid for cid, _ in burst})
     finally:
@@ -217,8 +224,10 @@ async def intake_alone(
         "taken": taken,
         "seconds": round(seconds, 3),
         "calls_per_s": round(taken / seconds, 1) if taken else 0,
-        # Intake's own CPU per call: what the code costs, whatever else the machine was doing.
-        "intake_cpu_us_per_call": round(cpu / taken * 1e6) if taken else None,
+        # Intake's own CPU per call, its tagger processes' included: what the code costs, whatever
+        # else the machine was doing; and the share of its one process that applies the batches.
+        "intake_cpu_us_per_call": round(tree / taken * 1e6) if taken else None,
+        "intake_main_cpu_us_per_call": round(cpu / taken * 1e6) if taken else None,
         # Seconds of intake's batches, prepared and committed (whistle_batch_seconds; they overlap,
         # the next one prepared during the current one's transaction): a slow run with few of them
         # waited for something else (the broker, the relay, the machine).
@@ -720,7 +729,12 @@ def main(
         runs = [
             asyncio.run(
                 intake_alone(
-                    stack.settings, ref, intake_calls, metrics_url, step(f"intake alone {n}/3", intake_calls)
+                    stack.settings,
+                    ref,
+                    intake_calls,
+                    metrics_url,
+                    stack.pid("intake") or 0,
+                    step(f"intake alone {n}/3", intake_calls),
                 )
             )
             for n in (1, 2, 3)

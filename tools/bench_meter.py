@@ -1,6 +1,7 @@
-"""Where ``make bench``'s time goes: the CPU seconds of each part (every service, the broker, the
-PostgreSQL backends serving the bench's databases, the server's own processes, the bench itself),
-read from ``/proc/<pid>/stat``, and each process's peak memory (``VmHWM``).
+"""Where ``make bench``'s time goes: the CPU seconds of each part (every service with its helper
+processes, the broker, the PostgreSQL backends serving the bench's databases, the server's own
+processes, the bench itself), read from ``/proc/<pid>/stat``, and each part's peak memory
+(``VmHWM``).
 
 PostgreSQL's backends are found through ``pg_stat_activity`` (those of the bench's databases; the
 server's background processes, WAL writer and checkpointer among them, as ``postgres (server)``,
@@ -39,6 +40,24 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICK  # utime, stime
 
 
+def descendants(pid: int) -> list[int]:
+    """A process's children, theirs, and so on (a service's helper processes: intake's tagger)."""
+    found, todo = [], [pid]
+    while todo:
+        parent = todo.pop()
+        for task in Path(f"/proc/{parent}/task").glob("*"):
+            with contextlib.suppress(FileNotFoundError, ProcessLookupError, PermissionError):
+                todo += [int(child) for child in (task / "children").read_text().split()]
+        if parent != pid:
+            found.append(parent)
+    return found
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU so far of a process and of its descendants alive now."""
+    return cpu_seconds(pid) + sum(cpu_seconds(child) for child in descendants(pid))
+
+
 def peak_rss_mb(pid: int) -> float | None:
     with contextlib.suppress(FileNotFoundError, ProcessLookupError, PermissionError):
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -74,6 +93,8 @@ class Meter:
         """CPU seconds so far, by part, the backends each on its own (``postgres:<pid>``), so that
         one opened or gone between two readings is counted from nought, or not at all."""
         parts = {name: cpu_seconds(pid) for name, pid in self.processes.items()}
+        for name, pid in self.processes.items():  # a service's helper processes are the service's
+            parts |= {f"{name}:{child}": cpu_seconds(child) for child in descendants(pid)}
         for name, pids in self.backends.items():
             parts |= {f"{name}:{pid}": cpu_seconds(pid) for pid in pids}
         parts[BENCH] = time.process_time()
@@ -94,7 +115,14 @@ class Meter:
                 await asyncio.wait_for(stop.wait(), every)  # the sampling period
 
     def peak_rss_mb(self) -> dict[str, float | None]:
-        return {name: peak_rss_mb(pid) for name, pid in self.processes.items()}
+        """Each part's peak, its helper processes' added (each process's own peak: a sum that
+        may never have been reached at once)."""
+        peaks: dict[str, float | None] = {}
+        for name, pid in self.processes.items():
+            own = peak_rss_mb(pid)
+            helpers = [peak_rss_mb(child) for child in descendants(pid)]
+            peaks[name] = None if own is None else round(own + sum(h for h in helpers if h), 1)
+        return peaks
 
 
 def spent(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:

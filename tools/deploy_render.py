@@ -79,6 +79,14 @@ def wirings(settings: Settings) -> list[Wiring]:
     return found
 
 
+# A service's container: intake's holds its tagger processes too (TAG_PROCESSES, one by default:
+# another core's worth of work and about 200 MB, docs/operations.md).
+RESOURCES: dict[str, dict[str, dict[str, str]]] = {
+    "": {"requests": {"cpu": "100m", "memory": "192Mi"}, "limits": {"cpu": "1", "memory": "512Mi"}},
+    "intake": {"requests": {"cpu": "200m", "memory": "448Mi"}, "limits": {"cpu": "2", "memory": "768Mi"}},
+}
+
+
 def k8s_name(text: str) -> str:
     """A Kubernetes object name (DNS-1123) of a topic or department code."""
     return text.lower().replace("_", "-")
@@ -230,10 +238,7 @@ def deployment(service: str) -> dict[str, Any]:
                                 "timeoutSeconds": 5,
                                 "failureThreshold": 3,
                             },
-                            "resources": {
-                                "requests": {"cpu": "100m", "memory": "192Mi"},
-                                "limits": {"cpu": "1", "memory": "512Mi"},
-                            },
+                            "resources": RESOURCES.get(service, RESOURCES[""]),
                             **common,
                         }
                     ],

@@ -17,7 +17,7 @@ NAME = "intake"
 
 def create_app(settings: Settings) -> tuple[AsgiFastStream, Service]:
     ref = load_jurisdiction(settings.jurisdiction_file)
-    unit = IntakeUnit(ref, settings)
+    unit = IntakeUnit(ref, settings, settings.tag_processes)
     return build_service(
         NAME,
         settings,
@@ -25,7 +25,8 @@ def create_app(settings: Settings) -> tuple[AsgiFastStream, Service]:
         outbox=store.Outbox.__table__,  # type: ignore[arg-type]
         routes=handlers.routes(unit),
         unit=unit,
-        prepare_message=unit.order_for,  # tagging and placing need no database: done ahead (BatchPipeline)
+        prepare_messages=unit.prepare,  # tagging and placing need no database: done ahead (BatchPipeline)
+        lifespan=[unit.tagger],  # its processes started before the first batch, stopped after the last
         write_behind=True,  # its handlers only stage: the batch's rows are written as it is decided
         strict_topics=[contract.HOTLINE_CALLS, contract.GRID_REPORTS],
         publishes=[

@@ -6,13 +6,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from shared.classifier import CategoryModel
 from shared.contract import (
     GridReport,
     HotlineCall,
     Level,
+    Location,
     MaskedContact,
     OrderOpened,
     RequestType,
@@ -100,35 +101,96 @@ def summarise(text: str) -> str:
     return text if len(text) <= SUMMARY_CHARS else text[: SUMMARY_CHARS - 1] + "…"
 
 
-def order_from_call(
-    call: HotlineCall,
-    event_id: str,
-    time: datetime,
+class Judgement(NamedTuple):
+    """What a call's words decide: its category (a code) and how sure, whether it is an emergency,
+    its place, its request type. The part of making an order that reads the text (tagging, placing,
+    the classifiers), kept apart so that it can run in another process (tagger.py) and come back as
+    a few strings."""
+
+    category: str
+    confidence: float
+    emergency: bool
+    street: str | None
+    community: str | None
+    grid: str | None
+    compound: str | None
+    property_company: str | None
+    request_type: RequestType
+
+
+def judge_call(
+    content: str,
+    hint: str | None,
+    address: str | None,
+    location: Location | None,
+    request_type: RequestType | None,
     ref: Jurisdiction,
     threshold: float | None = None,  # tag_category's default: by whether there is a classifier
     fallback: Classifier | None = None,
     type_model: CategoryModel | None = None,
     alarm: Classifier | None = None,
+) -> Judgement:
+    tag = tag_category(content, hint, ref, threshold, fallback, alarm=alarm)
+    place = place_order(location, address, content, ref, tag.focus)
+    return Judgement(
+        tag.category.code,
+        tag.confidence,
+        tag.emergency,
+        place.street,
+        place.community,
+        place.grid,
+        place.compound,
+        place.property_company,
+        request_type_of(request_type, content, tag.category, ref, type_model),
+    )
+
+
+def order_from_call(
+    call: HotlineCall,
+    event_id: str,
+    time: datetime,
+    ref: Jurisdiction,
+    threshold: float | None = None,
+    fallback: Classifier | None = None,
+    type_model: CategoryModel | None = None,
+    alarm: Classifier | None = None,
 ) -> NewOrder:
-    tag = tag_category(call.content, call.category_hint, ref, threshold, fallback, alarm=alarm)
-    place = place_order(call.location, call.address, call.content, ref, tag.focus)
-    urgency: Urgency = "emergency" if tag.emergency else call.urgency
+    judged = judge_call(
+        call.content,
+        call.category_hint,
+        call.address,
+        call.location,
+        call.request_type,
+        ref,
+        threshold,
+        fallback,
+        type_model,
+        alarm,
+    )
+    return order_as_judged(call, event_id, time, ref, judged)
+
+
+def order_as_judged(
+    call: HotlineCall, event_id: str, time: datetime, ref: Jurisdiction, judged: Judgement
+) -> NewOrder:
+    """The order a call makes, its text read already (``judge_call``)."""
+    urgency: Urgency = "emergency" if judged.emergency else call.urgency
     return NewOrder(
         work_order_id=f"WO-H-{call.call_id}",
         source="hotline",
         source_id=call.call_id,
         event_id=event_id,
         received_at=time,
-        category=tag.category,
-        confidence=tag.confidence,
-        place=place,
+        category=ref.category_by_code[judged.category],
+        confidence=judged.confidence,
+        place=Place(judged.street, judged.community, judged.grid, judged.compound, judged.property_company),
         urgency=urgency,
         summary=summarise(call.content),
         address=mask_phones_in_text(call.address) if call.address else None,
         location=call.location.model_dump(exclude_none=True) if call.location else None,
         caller_name=call.caller.name if call.caller else None,
         caller_phone=call.caller.phone if call.caller else None,
-        request_type=request_type_of(call.request_type, call.content, tag.category, ref, type_model),
+        request_type=judged.request_type,
         # Masked here, where it leaves intake, as the summary is: it is published as the result.
         answer=mask_phones_in_text(call.answer) if call.answered_directly and call.answer else None,
     )

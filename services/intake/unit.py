@@ -13,7 +13,6 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared import contract
-from shared.classifier import category_model, emergency_model, load_examples, type_model, with_phrases
 from shared.contract import (
     ClusterDetected,
     ContactRecorded,
@@ -37,12 +36,12 @@ from .domain import (
     cluster_alert,
     cluster_key,
     merge_target,
-    order_from_call,
+    order_as_judged,
     order_from_report,
     order_status,
     reports_in_window,
 )
-from .tagging import lexicon_for
+from .tagger import Tagger, text_of
 
 SOURCE = "whistle/intake"
 HANDLED_ON_SITE = "handled on the spot by the grid worker"
@@ -111,34 +110,45 @@ class IntakeBatch:
 
 
 class IntakeUnit:
-    def __init__(self, ref: Jurisdiction, settings: Settings) -> None:
+    def __init__(self, ref: Jurisdiction, settings: Settings, tag_processes: int = 0) -> None:
+        """``tag_processes``: the processes that read calls (tagger.py), once started; 0, this one."""
         self.ref = ref
         self.merge_window = timedelta(minutes=settings.merge_window_minutes)
         self.cluster_window = timedelta(minutes=settings.cluster_window_minutes)
         self.cluster_window_minutes = settings.cluster_window_minutes
-        self.threshold = settings.tag_threshold
-        # Built here, once (~0.1-0.5 s each): the category model asked beside the words
-        # (tagging.SECOND_OPINION), the request type model for every call (request_types.py).
-        self.fallback = category_model(with_phrases(load_examples(), ref)) if settings.tag_fallback else None
-        self.type_model = type_model() if settings.tag_fallback else None
-        # The emergency model, asked for the calls the words find no danger in (tagging.is_emergency).
-        self.alarm = emergency_model() if settings.tag_fallback else None
-        lexicon_for(ref)  # the tagger's indexes (~0.2 s), built here rather than by the first call
+        self.tagger = Tagger(ref, settings, tag_processes)
         self.cluster_threshold = settings.cluster_threshold
 
+    async def prepare(self, messages: list[Decoded]) -> list[NewOrder | str | Exception | None]:
+        """The order each message would make, or why it cannot (a refusal's reason, or the error
+        that kept it from being made), before the batch's transaction (BatchPipeline): the calls
+        read by the tagger, in its processes, the grid reports here."""
+        out: list[NewOrder | str | Exception | None] = [None] * len(messages)
+        calls = [(i, m.data) for i, m in enumerate(messages) if isinstance(m.data, HotlineCall)]
+        judged = await self.tagger.read([call for _, call in calls])
+        for (i, call), judgement in zip(calls, judged, strict=True):
+            if isinstance(judgement, Exception):
+                out[i] = judgement
+                continue
+            m = messages[i]
+            try:
+                out[i] = order_as_judged(call, m.event.id, m.event.time, self.ref, judgement)
+            except Exception as exc:
+                out[i] = exc
+        for i, m in enumerate(messages):
+            if isinstance(m.data, GridReport):
+                try:
+                    out[i] = self.order_for(m)
+                except Exception as exc:
+                    out[i] = exc
+        return out
+
     def order_for(self, message: Decoded) -> NewOrder | str | None:
+        """The order a message makes, read in this process."""
         data, event = message.data, message.event
         if isinstance(data, HotlineCall):
-            return order_from_call(
-                data,
-                event.id,
-                event.time,
-                self.ref,
-                self.threshold,
-                self.fallback,
-                self.type_model,
-                self.alarm,
-            )
+            judgement = self.tagger.here.read(text_of(data))
+            return order_as_judged(data, event.id, event.time, self.ref, judgement)
         if isinstance(data, GridReport):
             try:
                 return order_from_report(data, event.id, event.time, self.ref)

@@ -49,6 +49,11 @@ class Prepared:
     records: int
     seconds: float = 0.0  # spent preparing it
 
+    @property
+    def nothing_to_apply(self) -> bool:
+        """Every record of no type a handler takes: the batch needs no transaction."""
+        return not self.decoded and not self.dead and sum(self.ignored.values()) == self.records
+
 
 @dataclass(slots=True)
 class _Staged:
@@ -160,7 +165,7 @@ class BatchConsumer:
         after_commit: Callable[[], None] = lambda: None,
         max_attempts: int = 5,
         unit: BatchUnit[Any] | None = None,
-        prepare_message: Callable[[Decoded], Any] | None = None,
+        prepare_messages: Callable[[list[Decoded]], Awaitable[Sequence[Any]]] | None = None,
         write_behind: bool = False,
     ) -> None:
         self.unit = unit
@@ -168,9 +173,11 @@ class BatchConsumer:
             raise TypeError("write_behind needs a unit that writes behind (WritesBehind: flush)")
         self.write_behind = unit if write_behind and isinstance(unit, WritesBehind) else None
         self.locks_first = unit if isinstance(unit, LocksFirst) else None
-        # Work on a message that needs no database (intake tags and places a call): done while
-        # decoding, and so, in the pipeline, while the batch before is in its transaction.
-        self.prepare_message = prepare_message
+        # Work on a batch's messages that needs no database (intake tags and places calls): done
+        # once they are decoded, and so, in the pipeline, while the batch before is in its
+        # transaction. Each message's result goes to its ``prepared``; an exception instead
+        # dead-letters that message alone.
+        self.prepare_messages = prepare_messages
         self.service = service
         self.source = f"whistle/{service}"
         self.engine = engine
@@ -191,11 +198,12 @@ class BatchConsumer:
         return self.decoder.topics
 
     async def prepare(self, records: Sequence[ConsumerRecord[Any, Any]]) -> Prepared:
-        """Decode a batch, and do what needs no database. It yields to the event loop every so
-        often, so that the transaction of the batch before (BatchPipeline) goes on meanwhile."""
+        """Decode a batch, and do what needs no database (``prepare_messages``). It yields to the
+        event loop every so often, so that the transaction of the batch before (BatchPipeline)
+        goes on meanwhile."""
         started = time.perf_counter()
         batch = Prepared([], [], [], Counter(), len(records))
-        prepare_message, decoder = self.prepare_message, self.decoder
+        decoder = self.decoder
         for i, record in enumerate(records, 1):
             if i % PREPARE_CHUNK == 0:
                 await asyncio.sleep(0)
@@ -205,21 +213,34 @@ class BatchConsumer:
             delivery = Delivery.of(record)
             try:
                 result = decoder.decode(delivery)
-                if isinstance(result, Decoded) and prepare_message is not None:
-                    result.prepared = prepare_message(result)
             except Exception as exc:  # a bug or a message no rule foresaw: park it, like a handler's
-                where = f"{delivery.topic}/{delivery.partition}/{delivery.offset}"
-                log.exception("could not prepare", at=where)
-                result = f"could not be prepared ({type(exc).__name__}); see the service log for {where}"
+                result = self._unprepared(delivery, exc)
             if isinstance(result, Decoded):
                 batch.decoded.append(result)
             elif isinstance(result, str):
-                batch.dead.append(dead_letter(delivery, result, self.source))
-                batch.reasons.append((delivery, result))
+                self._dead(batch, delivery, result)
             else:
                 batch.ignored[delivery.topic] += 1
+        if self.prepare_messages is not None and batch.decoded:
+            decoded, batch.decoded = batch.decoded, []
+            for m, prepared in zip(decoded, await self.prepare_messages(decoded), strict=True):
+                if isinstance(prepared, Exception):
+                    self._dead(batch, m.delivery, self._unprepared(m.delivery, prepared))
+                else:
+                    m.prepared = prepared
+                    batch.decoded.append(m)
         batch.seconds = time.perf_counter() - started
         return batch
+
+    def _dead(self, batch: Prepared, delivery: Delivery, reason: str) -> None:
+        batch.dead.append(dead_letter(delivery, reason, self.source))
+        batch.reasons.append((delivery, reason))
+
+    @staticmethod
+    def _unprepared(delivery: Delivery, exc: Exception) -> str:
+        where = f"{delivery.topic}/{delivery.partition}/{delivery.offset}"
+        log.error("could not prepare", at=where, exc_info=exc)
+        return f"could not be prepared ({type(exc).__name__}); see the service log for {where}"
 
     async def apply(self, batch: Prepared) -> None:
         """The batch's transaction, retried while the database is unreachable; raises when it
@@ -236,11 +257,19 @@ class BatchConsumer:
             log.warning("dead letter", topic=delivery.topic, offset=delivery.offset, error=reason)
             metrics.DEADLETTERS.labels(self.service, delivery.topic).inc()
             metrics.MESSAGES.labels(self.service, delivery.topic, "deadlettered").inc()
-        for topic, n in batch.ignored.items():  # counted per topic, not per message: labels() costs
-            metrics.MESSAGES.labels(self.service, topic, "ignored").inc(n)
+        self._count_ignored(batch)
         metrics.BATCH_SECONDS.labels(self.service).observe(time.perf_counter() - started + batch.seconds)
         metrics.BATCH_SIZE.labels(self.service).observe(batch.records)
         self.after_commit()
+
+    def passed_over(self, batch: Prepared) -> None:
+        """A batch with nothing to apply, taken without a transaction (BatchPipeline)."""
+        self._count_ignored(batch)
+        metrics.BATCH_SIZE.labels(self.service).observe(batch.records)
+
+    def _count_ignored(self, batch: Prepared) -> None:
+        for topic, n in batch.ignored.items():  # counted per topic, not per message: labels() costs
+            metrics.MESSAGES.labels(self.service, topic, "ignored").inc(n)
 
     def _batch_span(self, batch: Prepared) -> contextlib.AbstractContextManager[Any]:
         """Exporting, the batch's span: linked to the spans its messages came from (as

@@ -78,7 +78,7 @@ async def test_a_batch_and_its_messages_are_exported_as_spans(
         routes=routes(unit),
         strict_topics=[contract.HOTLINE_CALLS, contract.GRID_REPORTS],
         unit=unit,
-        prepare_message=unit.order_for,
+        prepare_messages=unit.prepare,
         write_behind=True,
     )
     await consumer.apply(

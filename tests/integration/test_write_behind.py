@@ -76,7 +76,7 @@ async def apply(engine: AsyncEngine, unit: IntakeUnit, batch: list[ConsumerRecor
         routes=routes(unit),
         strict_topics=[contract.HOTLINE_CALLS, contract.GRID_REPORTS],
         unit=unit,
-        prepare_message=unit.order_for,
+        prepare_messages=unit.prepare,
         write_behind=True,
     )
     await consumer.apply(await consumer.prepare(batch))

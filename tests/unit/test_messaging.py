@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from services.intake.handlers import routes as intake_routes
 from services.intake.store import Inbox, Outbox
+from services.intake.tagger import text_of
 from services.intake.unit import IntakeUnit
 from shared import contract
 from shared.contract import (
@@ -323,10 +324,8 @@ def test_the_relay_puts_each_key_where_the_default_partitioner_would() -> None:
 async def test_a_message_that_breaks_preparation_is_a_dead_letter_and_the_rest_go_on(
     ref: Jurisdiction,
 ) -> None:
-    def prepare(message: Decoded) -> object:
-        if message.event.id == "ev-bad":
-            raise ValueError("a bug")
-        return "prepared"
+    async def prepare(messages: list[Decoded]) -> list[object]:
+        return [ValueError("a bug") if m.event.id == "ev-bad" else "prepared" for m in messages]
 
     consumer = BatchConsumer(
         service="intake",
@@ -335,7 +334,7 @@ async def test_a_message_that_breaks_preparation_is_a_dead_letter_and_the_rest_g
         outbox=Outbox.__table__,  # type: ignore[arg-type]
         routes=intake_routes(IntakeUnit(ref, Settings())),
         strict_topics=[contract.HOTLINE_CALLS],
-        prepare_message=prepare,
+        prepare_messages=prepare,
     )
     good, bad = (orjson.dumps(call_event() | {"id": i}) for i in ("ev-good", "ev-bad"))
     batch = await consumer.prepare(
@@ -356,3 +355,44 @@ def test_a_nul_deep_in_nested_lists_is_named_too(consumer: BatchConsumer) -> Non
     nested = b"[" * 1000 + b'"\\u0000"' + b"]" * 1000
     raw = orjson.dumps(call_event(extra="here")).replace(b'"here"', nested)
     assert reason(consumer, delivery(raw)).startswith("data.extra.0.0.0.")
+
+
+async def test_intake_prepares_calls_by_its_tagger_and_reports_here_each_failing_alone(
+    consumer: BatchConsumer, ref: Jurisdiction
+) -> None:
+    unit = IntakeUnit(ref, Settings())
+    grid = next(iter(ref.places_by_grid))
+    report = {
+        "report_id": "r-1",
+        "grid_id": grid,
+        "worker_id": "w-1",
+        "category": "路灯",
+        "description": "路灯不亮",
+    }
+    events = [
+        (contract.HOTLINE_CALLS, call_event()),
+        (contract.GRID_REPORTS, call_event() | {"id": "ev-2", "type": "grid.issue.reported", "data": report}),
+        (
+            contract.GRID_REPORTS,
+            call_event()
+            | {"id": "ev-3", "type": "grid.issue.reported", "data": report | {"grid_id": "nowhere"}},
+        ),
+        (contract.HOTLINE_CALLS, call_event(call_id="12345-2", content="路灯不亮") | {"id": "ev-4"}),
+    ]
+    decoded = [consumer.decoder.decode(delivery(e, topic)) for topic, e in events]
+    messages = [m for m in decoded if isinstance(m, Decoded)]
+    assert len(messages) == 4
+
+    call, grid_order, refused, second = await unit.prepare(messages)
+    assert call == unit.order_for(messages[0]) and call.category.code == "heating"  # type: ignore[union-attr]
+    assert grid_order == unit.order_for(messages[1]) and grid_order.work_order_id == "WO-G-r-1"  # type: ignore[union-attr]
+    assert isinstance(refused, str) and "data.grid_id" in refused
+    assert second == unit.order_for(messages[3])
+
+    async def one_unreadable(calls: Any) -> list[Any]:
+        return [ValueError("a bug"), *(unit.tagger.here.read(text_of(c)) for c in calls[1:])]
+
+    unit.tagger.read = one_unreadable  # type: ignore[method-assign]
+    failed, grid_order, _, second = await unit.prepare(messages)
+    assert isinstance(failed, ValueError)  # the consumer dead-letters it alone
+    assert grid_order == unit.order_for(messages[1]) and second == unit.order_for(messages[3])

@@ -44,6 +44,7 @@ class FakeConsumer:
     def __init__(self, log: list[str], failing: set[int] = frozenset()) -> None:  # type: ignore[assignment]
         self.log = log
         self.failing = failing
+        self.ignoring: set[int] = set()  # batches (by first offset) of records no handler takes
         self.gates: dict[int, asyncio.Event] = {}
         self.prepared: dict[int, asyncio.Event] = defaultdict(asyncio.Event)
 
@@ -52,7 +53,11 @@ class FakeConsumer:
         self.log.append(f"prepare {first}")
         self.gates.setdefault(first, asyncio.Event())
         self.prepared[first].set()
-        return Prepared([], [], [], Counter(), len(batch), first)  # seconds: the first offset, here
+        ignored = Counter({T: len(batch)}) if first in self.ignoring else Counter()
+        return Prepared([], [], [], ignored, len(batch), first)  # seconds: the first offset, here
+
+    def passed_over(self, batch: Prepared) -> None:
+        self.log.append(f"passed over {int(batch.seconds)}")
 
     async def apply(self, batch: Prepared) -> None:
         first = int(batch.seconds)
@@ -176,3 +181,42 @@ async def test_a_small_batch_is_applied_before_the_next_poll() -> None:
     consumer.gates[10].set()
     await taking
     assert log == ["prepare 10", "applied 10", "commit 0:12"]
+
+
+async def test_a_batch_with_nothing_to_apply_is_not_held_behind_a_transaction_on_other_partitions() -> None:
+    log: list[str] = []
+    consumer, kafka = FakeConsumer(log), FakeKafka(log)
+    consumer.ignoring = {30, 40}
+    pipe = pipeline(consumer)
+    await pipe.take(records((0, 10), (0, 11)), kafka)  # in its transaction until its gate opens
+    await pipe.take(records((1, 30), (1, 31)), kafka)  # returns at once: the next poll is not held
+    assert log == ["prepare 10", "prepare 30", "passed over 30"]
+    # On the partition of the batch in flight it waits, as any batch does: its offsets must not be
+    # committed before that transaction's.
+    behind = asyncio.create_task(pipe.take(records((0, 40)), kafka))
+    await asyncio.wait_for(consumer.prepared[40].wait(), 5)
+    await asyncio.sleep(0)
+    assert not behind.done()
+    consumer.gates[10].set()
+    await behind
+    consumer.gates[40].set()
+    await settled(pipe)
+    # The passed-over offsets go with the next commit; nothing else commits them.
+    assert log[3:] == ["prepare 40", "applied 10", "commit 0:12,1:32", "applied 40", "commit 0:41"]
+
+
+async def test_passed_over_offsets_wait_for_a_commit_when_the_batch_in_flight_fails() -> None:
+    log: list[str] = []
+    consumer, kafka = FakeConsumer(log, failing={10}), FakeKafka(log)
+    consumer.ignoring = {30}
+    pipe = pipeline(consumer)
+    await pipe.take(records((0, 10)), kafka)
+    await pipe.take(records((1, 30)), kafka)
+    consumer.gates[10].set()
+    await settled(pipe)
+    assert "commit" not in " ".join(log) and log[-1] == "seek 0:10"
+    await pipe.take(records((0, 10)), kafka)  # read again before its rewind: sought back once more
+    consumer.failing.clear()  # the failed batch comes again and applies: both are committed
+    await pipe.take(records((0, 10)), kafka)
+    await settled(pipe)
+    assert log[-1] == "commit 0:11,1:31"
