@@ -14,13 +14,14 @@ import asyncio
 import gc
 import multiprocessing
 import os
+import signal
 import threading
 import time
+import traceback
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
-from pathlib import Path
+from typing import Any
 
 from shared.classifier import (
     CategoryModel,
@@ -32,7 +33,8 @@ from shared.classifier import (
 )
 from shared.contract import HotlineCall, Location, RequestType
 from shared.logs import configure_logging, get_logger
-from shared.reference import Jurisdiction, load_jurisdiction
+from shared.messaging import Unprepared
+from shared.reference import Jurisdiction
 from shared.settings import Settings
 
 from .domain import Judgement, judge_call
@@ -46,6 +48,9 @@ CallText = tuple[str, str | None, str | None, Location | None, RequestType | Non
 # share it, and the first part's orders can be made while a worker reads the next.
 CHUNK = 250
 HERE_CHUNK = 64  # read in this process: calls read between two yields to the event loop
+# A batch's reading by the workers, at most (a few tenths of a second is usual): past it they are
+# taken for hung.
+READ_WITHIN = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,9 +85,21 @@ class Reader:
             try:
                 out.append(self.read(text))
             except Exception as exc:
-                log.exception("a call could not be read")  # its content is not logged: personal data
-                out.append(exc)
+                out.append(unreadable(exc))
         return out
+
+
+class Unreadable(Unprepared):
+    """Why a call could not be read: the error's type and where it was raised, not its message,
+    which may quote the call (personal data); plain, so that it crosses from a worker whatever
+    the error was."""
+
+
+def unreadable(exc: Exception) -> Unreadable:
+    frame = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
+    where = f" at {frame.filename.rsplit('/', 2)[-1]}:{frame.lineno}" if frame else ""
+    log.error("a call could not be read", error=type(exc).__name__, where=where.strip())
+    return Unreadable(f"{type(exc).__name__}{where}")
 
 
 def text_of(call: HotlineCall) -> CallText:
@@ -92,11 +109,12 @@ def text_of(call: HotlineCall) -> CallText:
 _READER: Reader | None = None  # a worker's
 
 
-def _start_worker(jurisdiction_file: str, threshold: float, use_models: bool, log_level: str) -> None:
+def _start_worker(source: dict[str, Any], threshold: float, use_models: bool, log_level: str) -> None:
     global _READER
     configure_logging("intake-tagger", log_level)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C of the terminal is the main process's
     threading.Thread(target=_exit_with, args=(os.getppid(),), daemon=True).start()
-    _READER = Reader.build(load_jurisdiction(Path(jurisdiction_file)), threshold, use_models)
+    _READER = Reader.build(Jurisdiction.model_validate(source), threshold, use_models)
     gc.freeze()  # as intake's own process does (shared.service): the models outlive every call
     gc.set_threshold(50_000, 20, 20)
 
@@ -120,23 +138,23 @@ def _read_in_worker(texts: Sequence[CallText]) -> list[Judgement | Exception]:
 
 class Tagger:
     """Reads calls in ``processes`` workers, or in this process when it is 0. Workers are started
-    (and their models built) by ``start``, before the service takes a batch; one that dies fails
-    the batch being read, which comes again, and the workers are started afresh."""
+    (and their models built) by ``start``, before the service takes a batch. When they fail a
+    batch (one died, hung past ``READ_WITHIN``, or could not send an answer back), the batch is
+    read in this process instead, as without workers, and the workers are started afresh."""
 
     def __init__(self, ref: Jurisdiction, settings: Settings, processes: int) -> None:
         self.ref = ref
         self.threshold = settings.tag_threshold
         self.use_models = settings.tag_fallback
         self.processes = processes
-        self.jurisdiction_file = str(settings.jurisdiction_file)
         self.log_level = settings.log_level
         self.pool: ProcessPoolExecutor | None = None
         self._here = Reader.build(ref, self.threshold, self.use_models) if not self.processes else None
 
     @property
     def here(self) -> Reader:
-        """The reader in this process: built at once without workers; with them, only if a call is
-        read here (a batch applied without being prepared, as some tests do)."""
+        """The reader in this process: built at once without workers; with them, only when a batch
+        is read here (their failure, or a batch applied without being prepared, as in some tests)."""
         if self._here is None:
             self._here = Reader.build(self.ref, self.threshold, self.use_models)
         return self._here
@@ -144,15 +162,21 @@ class Tagger:
     async def start(self) -> None:
         if not self.processes or self.pool is not None:
             return
-        # spawn: a fork of a process running an event loop, threads and sockets is not safe.
-        self.pool = ProcessPoolExecutor(
+        # spawn: a fork of a process running an event loop, threads and sockets is not safe. The
+        # workers read this process's jurisdiction, not its file: the file may have changed since.
+        pool = ProcessPoolExecutor(
             self.processes,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_start_worker,
-            initargs=(self.jurisdiction_file, self.threshold, self.use_models, self.log_level),
+            initargs=(self.ref.model_dump(mode="json"), self.threshold, self.use_models, self.log_level),
         )
         loop = asyncio.get_running_loop()
-        await asyncio.gather(*(loop.run_in_executor(self.pool, _worker_ready) for _ in range(self.processes)))
+        try:
+            await asyncio.gather(*(loop.run_in_executor(pool, _worker_ready) for _ in range(self.processes)))
+        except BaseException:
+            _end(pool)
+            raise
+        self.pool = pool
         log.info("tagger workers started", processes=self.processes)
 
     async def stop(self) -> None:
@@ -163,19 +187,28 @@ class Tagger:
     async def read(self, calls: Sequence[HotlineCall]) -> list[Judgement | Exception]:
         """Each call's judgement, in order, or why it could not be read."""
         texts = [text_of(c) for c in calls]
-        if self.pool is None:
+        pool = self.pool
+        if pool is None:
             return await self._read_here(texts)
         loop = asyncio.get_running_loop()
-        pool = self.pool
+        chunks = [texts[i : i + CHUNK] for i in range(0, len(texts), CHUNK)]
         try:
-            chunks = [texts[i : i + CHUNK] for i in range(0, len(texts), CHUNK)]
-            parts = await asyncio.gather(*(loop.run_in_executor(pool, _read_in_worker, c) for c in chunks))
-        except BrokenProcessPool:
-            log.error("a tagger worker died: starting them afresh; the batch comes again")
+            parts = await asyncio.wait_for(
+                asyncio.gather(*(loop.run_in_executor(pool, _read_in_worker, c) for c in chunks)), READ_WITHIN
+            )
+        except Exception as exc:  # BrokenProcessPool, TimeoutError, an answer that could not be sent
+            log.error(
+                "the tagger's workers failed: the batch read here, the workers started afresh",
+                error=repr(exc)[:300],
+            )
             if self.pool is pool:
-                await self.stop()
-                await self.start()
-            raise
+                self.pool = None
+                _end(pool)
+                try:
+                    await self.start()
+                except Exception:
+                    log.exception("the tagger's workers could not be started: calls are read here")
+            return await self._read_here(texts)
         return [j for part in parts for j in part]
 
     async def _read_here(self, texts: list[CallText]) -> list[Judgement | Exception]:
@@ -187,3 +220,11 @@ class Tagger:
                 await asyncio.sleep(0)
             out += here.read_all(texts[i : i + HERE_CHUNK])
         return out
+
+
+def _end(pool: ProcessPoolExecutor) -> None:
+    """A pool's workers killed, not asked: a hung one would not answer (Python 3.11 has no
+    terminate_workers; its processes are the pool's own)."""
+    for process in list(getattr(pool, "_processes", {}).values()):
+        process.kill()
+    pool.shutdown(wait=False, cancel_futures=True)

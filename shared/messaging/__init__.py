@@ -23,7 +23,18 @@ their offsets), ``outbox`` (staging), ``publishing`` and ``relay`` (the outbox t
 from .consumer import WRITE_BEHIND_EVERY, BatchConsumer, Prepared
 from .decoding import Decoder, dead_letter, describe_validation
 from .failures import is_transient
-from .handling import BatchUnit, Decoded, Delivery, Handler, LocksFirst, Refused, Route, Tx, WritesBehind
+from .handling import (
+    BatchUnit,
+    Decoded,
+    Delivery,
+    Handler,
+    LocksFirst,
+    Refused,
+    Route,
+    Tx,
+    Unprepared,
+    WritesBehind,
+)
 from .kafka import (
     HEADERS,
     TRACEPARENT_HEADER,
@@ -64,6 +75,7 @@ __all__ = [
     "Refused",
     "Route",
     "Tx",
+    "Unprepared",
     "WritesBehind",
     "client_options",
     "dead_letter",

@@ -26,7 +26,7 @@ from shared.retry import transient_retries
 
 from .decoding import Decoder, dead_letter
 from .failures import NeedsCare, careful_on_failure, is_transient
-from .handling import BatchUnit, Decoded, Delivery, LocksFirst, Refused, Route, Tx, WritesBehind
+from .handling import BatchUnit, Decoded, Delivery, LocksFirst, Refused, Route, Tx, Unprepared, WritesBehind
 from .outbox import OutboxMessage, outbox_insert
 
 log = get_logger(__name__)
@@ -240,7 +240,8 @@ class BatchConsumer:
     def _unprepared(delivery: Delivery, exc: Exception) -> str:
         where = f"{delivery.topic}/{delivery.partition}/{delivery.offset}"
         log.error("could not prepare", at=where, exc_info=exc)
-        return f"could not be prepared ({type(exc).__name__}); see the service log for {where}"
+        what = str(exc) if isinstance(exc, Unprepared) else type(exc).__name__
+        return f"could not be prepared ({what}); see the service log for {where}"
 
     async def apply(self, batch: Prepared) -> None:
         """The batch's transaction, retried while the database is unreachable; raises when it

@@ -27,6 +27,11 @@ class Refused(Exception):
     """The domain refuses a well-formed message; it goes to dead letters with this reason."""
 
 
+class Unprepared(Exception):
+    """Why a message could not be prepared (``BatchConsumer``'s ``prepare_messages``), in words
+    safe to put in its dead letter: no personal data."""
+
+
 @dataclass(slots=True)  # not frozen: one per record, and a frozen one costs four times to make
 class Delivery:
     """One consumed record, as the broker gave it (treated as immutable)."""

@@ -77,8 +77,6 @@ class BatchPipeline:
         self.closing = False
         self.failures = 0  # batches failed in a row: the pause before the next grows with them
         self.lag_reported: set[TopicPartition] = set()
-        # Offsets of batches with nothing to apply, committed with the next batch's (_passed_over).
-        self.pending: dict[TopicPartition, int] = {}
 
     async def take(self, records: Sequence[ConsumerRecord[Any, Any]], kafka: KafkaPositions) -> None:
         if self.closing:  # stopping: not even prepared; it comes again
@@ -89,7 +87,7 @@ class BatchPipeline:
         except Exception:
             log.exception("a batch could not be prepared; rewinding it")
             batch = None
-        if batch is not None and self._passed_over(batch, records):
+        if batch is not None and await self._passed_over(batch, records, kafka):
             return
         if self.running is not None:
             await asyncio.wait([self.running])  # its outcome is in self.rewind_to
@@ -107,21 +105,30 @@ class BatchPipeline:
             # A light load: applied before the next poll; there is little to overlap.
             await asyncio.wait([self.running])
 
-    def _passed_over(self, batch: Prepared, records: Sequence[ConsumerRecord[Any, Any]]) -> bool:
+    async def _passed_over(
+        self, batch: Prepared, records: Sequence[ConsumerRecord[Any, Any]], kafka: KafkaPositions
+    ) -> bool:
         """A batch of records no handler takes (a service reading back its own events, say) has
         no transaction to wait for. While another batch is in its transaction on other partitions
-        it is not held behind it: its offsets are committed with the next batch's, and the next
-        poll comes at once (a batch waiting behind it would otherwise be prepared only once that
-        transaction is over, and the two would no longer overlap). Recorded as taken: if they
-        are never committed, the records come again and are passed over again."""
+        it is not held behind it: its offsets are committed at once, and the next poll comes (a
+        batch waiting behind it would otherwise be prepared only once that transaction is over,
+        and the two would no longer overlap). Nothing earlier on its partitions is uncommitted:
+        the only batch not committed is the one in flight, on other partitions."""
         if self.closing or self.running is None or self.running.done() or not batch.nothing_to_apply:
             return False
-        offsets = _next_offsets(records)
-        if not offsets.keys().isdisjoint(self.rewind_to):
+        after = _next_offsets(records)
+        if not after.keys().isdisjoint(self.rewind_to):
             return False  # partitions of the batch in flight: committed after it, as ever
-        for tp, offset in offsets.items():
-            self.pending[tp] = max(offset, self.pending.get(tp, offset))
         self.consumer.passed_over(batch)
+        assigned = kafka.assignment()
+        offsets = {tp: o for tp, o in after.items() if tp in assigned}
+        try:
+            if offsets:
+                await kafka.commit(offsets)
+        except Exception as exc:  # they come again, and are passed over again
+            log.warning("offsets of a batch passed over not committed", error=str(exc)[:300])
+            return True
+        self._report_lag(kafka, offsets, assigned)
         return True
 
     async def close(self) -> None:
@@ -151,8 +158,7 @@ class BatchPipeline:
         self.rewind_to = {}
         self.failures = 0
         assigned = kafka.assignment()
-        pending, self.pending = self.pending, {}
-        offsets = {tp: o for tp, o in (pending | _next_offsets(records)).items() if tp in assigned}
+        offsets = {tp: o for tp, o in _next_offsets(records).items() if tp in assigned}
         try:
             if offsets:
                 await kafka.commit(offsets)

@@ -8,12 +8,12 @@ import os
 import signal
 import time
 from collections.abc import AsyncIterator
-from concurrent.futures.process import BrokenProcessPool
 
 import pytest
 
+from services.intake import tagger as tagger_module
 from services.intake.domain import Judgement
-from services.intake.tagger import Tagger, text_of
+from services.intake.tagger import Tagger, Unreadable, text_of
 from shared.contract import HotlineCall, Location
 from shared.reference import Jurisdiction
 from shared.settings import Settings
@@ -35,11 +35,8 @@ CALLS = [
 
 
 def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
+    """Running, or ended and not yet reaped (a zombie): gone once its parent has waited for it."""
+    return os.path.exists(f"/proc/{pid}")
 
 
 def _gone(pids: list[int], within: float) -> bool:
@@ -68,17 +65,29 @@ async def test_workers_judge_calls_as_this_process_does(tagger: Tagger, ref: Jur
     assert judged[3].request_type == "complaint"
 
 
-async def test_a_worker_that_dies_fails_one_reading_and_workers_start_afresh(tagger: Tagger) -> None:
+async def test_a_call_that_cannot_be_read_is_that_call_alone(tagger: Tagger) -> None:
+    broken = HotlineCall.model_construct(call_id="c9", channel="phone", content=None)  # type: ignore[arg-type]
+    read = await tagger.read([CALLS[0], broken, CALLS[1]])
+    assert isinstance(read[1], Unreadable) and str(read[1]).startswith("TypeError at ")
+    assert read[0] == tagger.here.read(text_of(CALLS[0])) and read[2] == tagger.here.read(text_of(CALLS[1]))
+
+
+@pytest.mark.parametrize("fault", ["killed", "hung"])
+async def test_a_batch_the_workers_fail_is_read_here_and_they_start_afresh(
+    tagger: Tagger, fault: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     assert tagger.pool is not None
     [worker] = list(tagger.pool._processes)
-    os.kill(worker, signal.SIGKILL)
-    with pytest.raises(BrokenProcessPool):
-        await tagger.read(CALLS)
-    judged = await tagger.read(CALLS)  # the batch, come again, is read by a new worker
-    assert [j.category for j in judged if isinstance(j, Judgement)] == [
-        j.category for j in (tagger.here.read(text_of(c)) for c in CALLS)
-    ]
+    if fault == "killed":
+        os.kill(worker, signal.SIGKILL)
+    else:
+        monkeypatch.setattr(tagger_module, "READ_WITHIN", 1.0)
+        os.kill(worker, signal.SIGSTOP)  # answers nothing, as a worker stuck in a loop would
+    read = await tagger.read(CALLS)
+    assert read == [tagger.here.read(text_of(c)) for c in CALLS]  # not lost: read in this process
     assert tagger.pool is not None and worker not in tagger.pool._processes
+    assert _gone([worker], within=30)  # a hung one is killed, not left behind
+    assert await tagger.read(CALLS) == read  # by the new worker
 
 
 async def test_stopping_ends_the_workers(ref: Jurisdiction) -> None:

@@ -32,6 +32,7 @@ from shared.messaging import (
     Delivery,
     Route,
     Tx,
+    Unprepared,
     dead_letter,
     describe_validation,
     event_type,
@@ -324,8 +325,13 @@ def test_the_relay_puts_each_key_where_the_default_partitioner_would() -> None:
 async def test_a_message_that_breaks_preparation_is_a_dead_letter_and_the_rest_go_on(
     ref: Jurisdiction,
 ) -> None:
+    def prepared(m: Decoded) -> object:
+        if m.event.id == "ev-bad":
+            return ValueError("a bug quoting 孙大爷")  # its message is not the dead letter's
+        return Unprepared("TypeError at tagging.py:141") if m.event.id == "ev-said" else "prepared"
+
     async def prepare(messages: list[Decoded]) -> list[object]:
-        return [ValueError("a bug") if m.event.id == "ev-bad" else "prepared" for m in messages]
+        return [prepared(m) for m in messages]
 
     consumer = BatchConsumer(
         service="intake",
@@ -336,17 +342,20 @@ async def test_a_message_that_breaks_preparation_is_a_dead_letter_and_the_rest_g
         strict_topics=[contract.HOTLINE_CALLS],
         prepare_messages=prepare,
     )
-    good, bad = (orjson.dumps(call_event() | {"id": i}) for i in ("ev-good", "ev-bad"))
+    bad, good, said = (orjson.dumps(call_event() | {"id": i}) for i in ("ev-bad", "ev-good", "ev-said"))
     batch = await consumer.prepare(
         [
             ConsumerRecord(contract.HOTLINE_CALLS, 0, n, 0, 0, None, v, None, 0, len(v), [])
-            for n, v in enumerate((bad, good))
+            for n, v in enumerate((bad, good, said))
         ]
     )
     assert [(m.event.id, m.prepared) for m in batch.decoded] == [("ev-good", "prepared")]
-    [(where, reason)] = batch.reasons
-    assert where.offset == 0 and reason.startswith("could not be prepared (ValueError)")
-    assert len(batch.dead) == 1
+    [(where, reason), (where_said, reason_said)] = batch.reasons
+    assert where.offset == 0 and reason.startswith("could not be prepared (ValueError);")
+    assert where_said.offset == 2 and reason_said.startswith(
+        "could not be prepared (TypeError at tagging.py:141);"
+    )
+    assert len(batch.dead) == 2 and not any("孙大爷" in r for _, r in batch.reasons)
 
 
 def test_a_nul_deep_in_nested_lists_is_named_too(consumer: BatchConsumer) -> None:
