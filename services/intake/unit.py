@@ -96,13 +96,20 @@ class IntakeBatch:
     raised: list[Raised] = field(default_factory=list)
     statuses: dict[str, str] = field(default_factory=dict)  # order id -> open or done, as last heard
     written: int = 0  # of new_rows, by flush
+    windows: dict[tuple[str, str], tuple[int, int]] = field(default_factory=dict)  # (minute, total)
 
     def count(self, community: str, category: str, at: datetime, window_minutes: int) -> int:
         """Record one report and return how many the window ending now holds."""
-        minute = _minute(at)
-        per_minute = self.counts.setdefault((community, category), {})
+        minute, key = _minute(at), (community, category)
+        per_minute = self.counts.setdefault(key, {})
         per_minute[minute] = per_minute.get(minute, 0) + 1
-        return reports_in_window(per_minute, minute, window_minutes)
+        # A batch's reports mostly share their minute: the window ending at it has one more.
+        last = self.windows.get(key)
+        total = last[1] + 1 if last is not None and last[0] == minute else None
+        if total is None:
+            total = reports_in_window(per_minute, minute, window_minutes)
+        self.windows[key] = (minute, total)
+        return total
 
     def last_alert(self, key: tuple[str, str]) -> tuple[int, datetime] | None:
         """The cluster's last alert (step, at): this batch's, or the one loaded."""
