@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
+import orjson
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -14,10 +15,10 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    TextClause,
     func,
     select,
     text,
-    update,
 )
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.engine import Row
@@ -201,23 +202,53 @@ async def load_many(conn: AsyncConnection, order_ids: Iterable[str]) -> dict[str
     return orders
 
 
+# The columns of a dispatch that commands change; the rest are set when it is made.
+_DISPATCH_CHANGING = (
+    "status",
+    "accepted_at",
+    "resolved_at",
+    "accept_by",
+    "resolve_by",
+    "extended",
+    "returned_at",
+    "return_reason",
+    "review_by",
+)
+
+
+def _updating(table: str, columns: Iterable[str]) -> TextClause:
+    """These columns of the rows whose ids a JSON array of rows names, in one statement (the rows
+    read back in the table's own types, as BulkInsert's)."""
+    sets = ", ".join(f"{c} = v.{c}" for c in columns)
+    return text(
+        f"UPDATE {table} AS t SET {sets} "
+        f"FROM json_populate_recordset(NULL::{table}, CAST(:rows AS json)) AS v WHERE t.id = v.id"
+    )
+
+
+# The columns of an order's row that commands change (改派 re-tags and re-places it).
+_ORDER_CHANGING = (
+    "status",
+    "level",
+    "category",
+    "category_name",
+    "street",
+    "community",
+    "grid",
+    "property_company",
+    "reopen_count",
+    "satisfaction",
+    "feedback_by",
+    "closure",
+    "updated_at",
+)
+_UPDATE_ORDERS = _updating(Order.__tablename__, _ORDER_CHANGING)
+_UPDATE_DISPATCHES = _updating(Dispatch.__tablename__, _DISPATCH_CHANGING)
+
+
 def _changing(order: domain.Order) -> dict[str, Any]:
-    """The columns of an order's row that commands change (改派 re-tags and re-places it)."""
-    return {
-        "status": order.status,
-        "level": order.level,
-        "category": order.category,
-        "category_name": order.category_name,
-        "street": order.street,
-        "community": order.community,
-        "grid": order.grid,
-        "property_company": order.property_company,
-        "reopen_count": order.reopen_count,
-        "satisfaction": order.satisfaction,
-        "feedback_by": order.feedback_by,
-        "closure": order.closure,
-        "updated_at": order.updated_at,
-    }
+    """The order's values of the columns commands change, to compare and to write."""
+    return {c: getattr(order, c) for c in _ORDER_CHANGING}
 
 
 async def order_of(conn: AsyncConnection, dispatch_id: str) -> str | None:
@@ -243,25 +274,29 @@ async def lock(conn: AsyncConnection, order_ids: Iterable[str], dispatch_ids: It
 
 async def save(conn: AsyncConnection, order: domain.Order) -> None:
     """What a command changed: the order's row, its dispatches, and its history."""
-    changes = _changing(order)
-    if changes != order.loaded:
-        await conn.execute(update(Order).where(Order.id == order.id).values(**changes))
-    for d in order.dispatches:
-        if d.changed and not d.new:
-            values = {
-                "status": d.status,
-                "accepted_at": d.accepted_at,
-                "resolved_at": d.resolved_at,
-                "accept_by": d.accept_by,
-                "resolve_by": d.resolve_by,
-                "extended": d.extended,
-                "returned_at": d.returned_at,
-                "return_reason": d.return_reason,
-                "review_by": d.review_by,
-            }
-            await conn.execute(update(Dispatch).where(Dispatch.id == d.id).values(**values))
-    await _INSERT_DISPATCHES.execute(conn, [d.row() for d in order.dispatches if d.new])
-    await _INSERT_HISTORY.execute(conn, history_rows(order))
+    await save_many(conn, [order])
+
+
+async def save_many(conn: AsyncConnection, orders: Iterable[domain.Order]) -> None:
+    """``save`` of several orders in four statements at most, not four an order (a cluster alert
+    raises hundreds): the rows that changed, each table's in one statement."""
+    changed, dispatches, new, history = [], [], [], []
+    for order in orders:
+        changes = _changing(order)
+        if changes != order.loaded:
+            changed.append(changes | {"id": order.id})
+        for d in order.dispatches:
+            if d.new:
+                new.append(d.row())
+            elif d.changed:
+                dispatches.append({c: getattr(d, c) for c in _DISPATCH_CHANGING} | {"id": d.id})
+        history += history_rows(order)
+    if changed:
+        await conn.execute(_UPDATE_ORDERS, {"rows": orjson.dumps(changed)})
+    if dispatches:
+        await conn.execute(_UPDATE_DISPATCHES, {"rows": orjson.dumps(dispatches)})
+    await _INSERT_DISPATCHES.execute(conn, new)
+    await _INSERT_HISTORY.execute(conn, history)
 
 
 def order_row(order: domain.Order) -> dict[str, Any]:
