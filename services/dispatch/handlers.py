@@ -145,14 +145,21 @@ class Handlers:
         tx.batch.clustered.add((a.community, a.category))
         reason = f"cluster: {a.count} reports of {a.category} in {a.window_minutes} minutes"
         orders = await store.load_many(tx.conn, a.work_order_ids)
+        # Orders opened earlier in this batch are not written yet: raised where they are staged.
+        staged = tx.batch.staged(a.work_order_ids)
+        raised = []
         for order_id in dict.fromkeys(a.work_order_ids):  # each once, in the alert's order
-            order = orders.get(order_id)
+            order = orders.get(order_id) or staged.get(order_id)
             if order is None:
                 continue
             order.begin(tx.event.id, tx.time).raise_for_cluster(reason, self.policy)
             if order.history:  # raised: it changed
-                await store.save(tx.conn, order)
-                _stage(tx, order)
+                raised.append(order)
+        await store.save_many(tx.conn, [order for order in raised if order.id not in staged])
+        for order in raised:
+            if order.id in staged:
+                tx.batch.changed(order)
+            _stage(tx, order)
 
 
 def routes(policy: Policy) -> list[Route]:

@@ -3,6 +3,7 @@ active are loaded once per batch; the batch's new orders are written together at
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -22,13 +23,27 @@ class DispatchBatch:
 
     existing: set[str]
     clustered: set[tuple[str, str]]
-    orders: list[dict[str, Any]] = field(default_factory=list)
-    dispatches: list[dict[str, Any]] = field(default_factory=list)
+    new: dict[str, Order] = field(default_factory=dict)  # opened in this batch: written at its end
     history: list[dict[str, Any]] = field(default_factory=list)
 
     def add(self, order: Order) -> None:
-        self.orders.append(store.order_row(order))
-        self.dispatches += [d.row() for d in order.dispatches]
+        self.new[order.id] = order
+        self.history += store.history_rows(order)
+
+    def staged(self, order_ids: Iterable[str]) -> dict[str, Order]:
+        """The batch's own new orders among these, for another command before they are written (a
+        cluster alert behind them in the batch): what their last command left is staged already."""
+        found = {}
+        for order_id in order_ids:
+            order = self.new.get(order_id)
+            if order is not None:
+                order.events.clear()
+                order.history.clear()
+                found[order_id] = order
+        return found
+
+    def changed(self, order: Order) -> None:
+        """A staged order's further command: its history now, its rows as they stand at the end."""
         self.history += store.history_rows(order)
 
 
@@ -66,5 +81,7 @@ class DispatchUnit:
             await store.lock(conn, orders, dispatches)
 
     async def close(self, conn: AsyncConnection, batch: DispatchBatch) -> list[OutboxMessage]:
-        await store.save_new(conn, batch.orders, batch.dispatches, batch.history)
+        orders = batch.new.values()
+        dispatches = [d.row() for order in orders for d in order.dispatches]
+        await store.save_new(conn, [store.order_row(o) for o in orders], dispatches, batch.history)
         return []

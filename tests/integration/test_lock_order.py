@@ -232,3 +232,50 @@ async def test_a_message_the_unit_cannot_load_is_dead_lettered_and_the_rest_appl
             ]
     assert stored == {"WO-H-L1", "WO-H-L2"}
     assert [(e["type"], e["data"]["original_offset"]) for e in letters] == [("deadletter.recorded", 1)]
+
+
+async def test_an_alert_raises_the_orders_opened_before_it_in_its_own_batch() -> None:
+    """Intake stages a cluster's orders and its alert together; dispatch may take both in one batch,
+    the orders first. They are not written until the batch ends: the alert raises them where they
+    are staged (before, it found none, and they stayed below the street)."""
+    async with fresh_database(PREFIX, "dispatch") as engine:
+        consumer = dispatch_consumer(engine)
+        records = Records()
+        ids = ["WO-L-s0", "WO-L-s1"]
+        batch = [
+            *records(
+                contract.INTAKE_ORDERS,
+                [(i, cloud_event("intake.order.opened", opened(0) | {"work_order_id": i})) for i in ids],
+            ),
+            *records(
+                contract.ALERTS,
+                [
+                    (
+                        "福新社区",
+                        cloud_event("alert.cluster_detected", alert(0, ids) | {"community": "福新社区"}),
+                    )
+                ],
+            ),
+        ]
+        await consumer.apply(await consumer.prepare(batch))
+        async with engine.connect() as conn:
+            levels: dict[str, str] = dict((await conn.execute(text("SELECT id, level FROM orders"))).all())
+            dispatches = (
+                await conn.execute(text("SELECT work_order_id, level, status FROM dispatches ORDER BY id"))
+            ).all()
+            history = (await conn.execute(text("SELECT work_order_id, event FROM history ORDER BY id"))).all()
+            payloads = (await conn.execute(text("SELECT payload FROM outbox ORDER BY id"))).scalars()
+            events = [(e["type"], e["subject"]) for e in map(orjson.loads, payloads)]
+    assert levels == dict.fromkeys(ids, "street")
+    for order in ids:
+        first, *raised = [(lv, st) for o, lv, st in dispatches if o == order]
+        assert first == ("community", "cancelled") and raised and set(raised) == {("street", "assigned")}
+        assert ("workorder.escalated", order) in events
+        # Opened once, raised once: nothing of the opening is recorded or published again.
+        assert [e for o, e in history if o == order] == [
+            "workorder.dispatched",
+            "workorder.escalated",
+            "workorder.dispatched",
+        ]
+        mine = [t for t, o in events if o == order]
+        assert (mine.count("workorder.dispatched"), mine.count("dispatch.cancelled")) == (2, 1)
