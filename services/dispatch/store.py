@@ -6,7 +6,6 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-import orjson
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -15,7 +14,6 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
-    TextClause,
     func,
     select,
     text,
@@ -25,7 +23,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import Mapped, mapped_column
 
-from shared.db import Base, bulk_insert, json_keys, keys_table, service_metadata
+from shared.db import Base, bulk_insert, bulk_update, json_keys, keys_table, service_metadata
 from shared.messaging import InboxRow, OutboxRow
 
 from . import domain
@@ -216,16 +214,6 @@ _DISPATCH_CHANGING = (
 )
 
 
-def _updating(table: str, columns: Iterable[str]) -> TextClause:
-    """These columns of the rows whose ids a JSON array of rows names, in one statement (the rows
-    read back in the table's own types, as BulkInsert's)."""
-    sets = ", ".join(f"{c} = v.{c}" for c in columns)
-    return text(
-        f"UPDATE {table} AS t SET {sets} "
-        f"FROM json_populate_recordset(NULL::{table}, CAST(:rows AS json)) AS v WHERE t.id = v.id"
-    )
-
-
 # The columns of an order's row that commands change (改派 re-tags and re-places it).
 _ORDER_CHANGING = (
     "status",
@@ -242,8 +230,8 @@ _ORDER_CHANGING = (
     "closure",
     "updated_at",
 )
-_UPDATE_ORDERS = _updating(Order.__tablename__, _ORDER_CHANGING)
-_UPDATE_DISPATCHES = _updating(Dispatch.__tablename__, _DISPATCH_CHANGING)
+_UPDATE_ORDERS = bulk_update(Order.__table__, _ORDER_CHANGING)  # type: ignore[arg-type]
+_UPDATE_DISPATCHES = bulk_update(Dispatch.__table__, _DISPATCH_CHANGING)  # type: ignore[arg-type]
 
 
 def _changing(order: domain.Order) -> dict[str, Any]:
@@ -291,10 +279,8 @@ async def save_many(conn: AsyncConnection, orders: Iterable[domain.Order]) -> No
             elif d.changed:
                 dispatches.append({c: getattr(d, c) for c in _DISPATCH_CHANGING} | {"id": d.id})
         history += history_rows(order)
-    if changed:
-        await conn.execute(_UPDATE_ORDERS, {"rows": orjson.dumps(changed)})
-    if dispatches:
-        await conn.execute(_UPDATE_DISPATCHES, {"rows": orjson.dumps(dispatches)})
+    await _UPDATE_ORDERS.execute(conn, changed)
+    await _UPDATE_DISPATCHES.execute(conn, dispatches)
     await _INSERT_DISPATCHES.execute(conn, new)
     await _INSERT_HISTORY.execute(conn, history)
 
