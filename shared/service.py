@@ -66,6 +66,7 @@ class Service:
     tasks: list[Task]
     running: list[asyncio.Task[None]] = field(default_factory=list)
     stuck: str | None = None
+    started: bool = False  # its subscriber in its group and its tasks running (start_tasks)
 
 
 async def _parse_batch(records: tuple[Any, ...], original: Callable[[Any], Awaitable[Any]]) -> Any:
@@ -198,6 +199,7 @@ def build_service(
         svc.running.append(asyncio.create_task(_watch_topics(svc), name=f"{name}-watchdog"))
         for task in svc.tasks:
             svc.running.append(asyncio.create_task(task(svc), name=f"{name}-{task.__name__}"))
+        svc.started = True
         log.info("service started", topics=consumer.topics)
 
     async def stop_tasks() -> None:
@@ -266,7 +268,9 @@ def _json(body: dict[str, Any], status: int) -> AsgiResponse:
 
 
 async def _readiness_problems(svc: Service, broker: Any) -> list[str]:
-    problems = []
+    # Ready is taking work: a restarted consumer waits seconds for its group (an old member's
+    # session to lapse), and its background tasks start only once it has joined.
+    problems = [] if svc.started else ["starting: the consumer joining its group"]
     try:
         async with asyncio.timeout(2):
             async with svc.engine.connect() as conn:
