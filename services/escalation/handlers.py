@@ -13,6 +13,7 @@ from shared.messaging import Route, Tx
 
 from . import store
 from .domain import Deadline, alert_area, feedback_clock_id, remind_at, review_clock_id
+from .unit import EscalationBatch
 
 STOPS_ALL = (
     "workorder.closed",
@@ -33,7 +34,7 @@ class Clocks:
     def remind_at(self, deadline: Deadline, urgency: Urgency) -> datetime:
         return remind_at(deadline, self.reminder_share, self.calendars[urgency])
 
-    async def on_dispatched(self, tx: Tx[datetime | None], e: WorkOrderData) -> None:
+    async def on_dispatched(self, tx: Tx[EscalationBatch], e: WorkOrderData) -> None:
         rows = [
             self._deadline_row(
                 e,
@@ -45,7 +46,7 @@ class Clocks:
             for d in e.dispatches or []
             for kind in ("accept", "resolve")
         ]
-        await store.start(tx.conn, rows)
+        tx.batch.clocks.start(rows)
 
     def _deadline_row(
         self, e: WorkOrderData, dispatch_id: str, department: str, kind: str, deadline: Deadline
@@ -66,41 +67,42 @@ class Clocks:
             "state": "open",
         }
 
-    async def on_return_requested(self, tx: Tx[datetime | None], e: WorkOrderData) -> None:
+    async def on_return_requested(self, tx: Tx[EscalationBatch], e: WorkOrderData) -> None:
         """派单异议审核: the department's clocks stand still while the centre reviews its return;
         the review's own clock runs to review_by and then sends return.review.expired."""
         if e.dispatch_id is None or e.review_by is None:
             return
-        await store.stop(tx.conn, e.work_order_id, dispatch_id=e.dispatch_id)
+        tx.batch.clocks.stop(e.work_order_id, dispatch_id=e.dispatch_id)
         # Nobody to remind: the centre's queue shows what is overdue.
         row = _command_clock(e, review_clock_id(e.dispatch_id), e.dispatch_id, "review", tx.time, e.review_by)
-        await store.start(tx.conn, [row | {"department": e.department or ""}])
+        tx.batch.clocks.start([row | {"department": e.department or ""}])
 
-    async def on_return_refused(self, tx: Tx[datetime | None], e: WorkOrderData) -> None:
+    async def on_return_refused(self, tx: Tx[EscalationBatch], e: WorkOrderData) -> None:
         """The dispatch is the department's again: the review stops, and its accept and resolve
         clocks run again to the new times (the event's, dispatch's rule)."""
         if e.dispatch_id is None:
             return
-        await store.stop(tx.conn, e.work_order_id, kind="review", dispatch_id=e.dispatch_id)
+        tx.batch.clocks.stop(e.work_order_id, kind="review", dispatch_id=e.dispatch_id)
         rows = [
             self._deadline_row(e, e.dispatch_id, e.department or "", kind, Deadline(kind, tx.time, due))
             for kind, due in (("accept", e.accept_by), ("resolve", e.resolve_by))
             if due is not None
         ]
+        await tx.batch.clocks.flush(tx.conn)  # the restart writes those clocks itself
         await store.restart(tx.conn, rows)
 
-    async def on_resolved(self, tx: Tx[datetime | None], e: WorkOrderData) -> None:
+    async def on_resolved(self, tx: Tx[EscalationBatch], e: WorkOrderData) -> None:
         """The departments' clocks stop; the wait for the resident's rating (回访) starts."""
-        await store.stop(tx.conn, e.work_order_id)
+        tx.batch.clocks.stop(e.work_order_id)
         if e.feedback_by is None:
             return  # resolved by a dispatch that sets no limit: it waits for a rating as before
         # Nobody to remind: the resident is asked by notify.
         clock_id = feedback_clock_id(e.work_order_id, e.feedback_by)
-        await store.start(
-            tx.conn, [_command_clock(e, clock_id, e.work_order_id, "feedback", tx.time, e.feedback_by)]
-        )
+        row = _command_clock(e, clock_id, e.work_order_id, "feedback", tx.time, e.feedback_by)
+        tx.batch.clocks.start([row])
 
-    async def on_moved(self, tx: Tx[datetime | None], m: DeadlineMoved) -> None:
+    async def on_moved(self, tx: Tx[EscalationBatch], m: DeadlineMoved) -> None:
+        await tx.batch.clocks.flush(tx.conn)  # the clock as the batch has left it so far
         clock = await store.get(tx.conn, f"{m.dispatch_id}:resolve")
         if clock is not None:
             deadline = Deadline("resolve", clock.started_at, m.resolve_by)
@@ -128,17 +130,17 @@ def _command_clock(
     }
 
 
-async def on_accepted(tx: Tx[datetime | None], e: WorkOrderData) -> None:
-    await store.stop(tx.conn, e.work_order_id, kind="accept", dispatch_id=e.dispatch_id)
+async def on_accepted(tx: Tx[EscalationBatch], e: WorkOrderData) -> None:
+    tx.batch.clocks.stop(e.work_order_id, kind="accept", dispatch_id=e.dispatch_id)
 
 
-async def on_return_approved(tx: Tx[datetime | None], e: WorkOrderData) -> None:
+async def on_return_approved(tx: Tx[EscalationBatch], e: WorkOrderData) -> None:
     """The return stands: its review stops (the dispatches that follow start their own clocks)."""
-    await store.stop(tx.conn, e.work_order_id, kind="review", dispatch_id=e.dispatch_id)
+    tx.batch.clocks.stop(e.work_order_id, kind="review", dispatch_id=e.dispatch_id)
 
 
-async def on_finished(tx: Tx[datetime | None], e: WorkOrderData) -> None:
-    await store.stop(tx.conn, e.work_order_id)
+async def on_finished(tx: Tx[EscalationBatch], e: WorkOrderData) -> None:
+    tx.batch.clocks.stop(e.work_order_id)
 
 
 def routes(reminder_share: float, calendars: Mapping[Urgency, Calendar]) -> list[Route]:
