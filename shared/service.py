@@ -203,6 +203,7 @@ def build_service(
         log.info("service started", topics=consumer.topics)
 
     async def stop_tasks() -> None:
+        svc.started = False  # draining: no longer taking work
         await pipeline.close()  # the batch in its transaction commits, or fails and comes again
         for task in svc.running:
             task.cancel()

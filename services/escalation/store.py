@@ -159,7 +159,9 @@ _STOP = text(
     "UPDATE clocks SET state = 'stopped', updated_at = now() "
     f"FROM theirs JOIN {keys_table('stops', 'work_order_id', 'kind', 'dispatch_id')} AS s "
     "ON theirs.work_order_id = s.work_order_id "
-    "WHERE clocks.id = theirs.id AND theirs.state = 'open' AND (s.kind IS NULL OR theirs.kind = s.kind) "
+    # clocks.state again: a row changed since the CTE's snapshot is rechecked on it alone.
+    "WHERE clocks.id = theirs.id AND theirs.state = 'open' AND clocks.state = 'open' "
+    "AND (s.kind IS NULL OR theirs.kind = s.kind) "
     "AND (s.dispatch_id IS NULL OR theirs.dispatch_id = s.dispatch_id)"
 )
 
@@ -212,7 +214,8 @@ class ClockChanges:
         self.changes.append(("stop", (work_order_id, kind or None, dispatch_id or None)))
 
     async def flush(self, conn: AsyncConnection) -> None:
-        """Written in order, before anything reads the clocks or writes them otherwise."""
+        """Each order's changes in their order; called before anything reads the clocks or
+        writes them otherwise."""
         changes, self.changes = self.changes, []
         for started, stops in rounds(changes):
             await start(conn, started)

@@ -30,8 +30,7 @@ async def fire_due_once(svc: Service, clock: BusinessClock) -> int:
         decided = fire(due, now)
         for f in decided.fired:
             await store.mark(conn, f.clock.id, **f.changes)
-        for work_order_id in decided.stopped:
-            await store.stop(conn, work_order_id)
+        await store.stop_many(conn, [(order, None, None) for order in decided.stopped])
         messages = [_message(e) for e in decided.events]
         await stage(conn, svc.consumer.outbox, messages)
         oldest = await store.oldest_overdue(conn, now)
