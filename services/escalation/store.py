@@ -182,14 +182,15 @@ Change = tuple[Literal["start"], dict[str, Any]] | tuple[Literal["stop"], Stop]
 
 def rounds(changes: Sequence[Change]) -> list[tuple[list[dict[str, Any]], list[Stop]]]:
     """A batch's clock changes as rounds of (clocks started, stops), each round one statement of
-    each: an order's changes keep their order (a new round where it turns from starting to
-    stopping or back), while different orders' clocks, which are apart, go in the same rounds."""
+    each, its starts written before its stops: an order's changes keep their order (a new round
+    where it starts clocks after stopping some), while different orders' clocks, which are apart,
+    go in the same rounds."""
     last: dict[str, tuple[int, str]] = {}  # order -> its last change's round and what it did
     out: list[tuple[list[dict[str, Any]], list[Stop]]] = []
     for change in changes:
         order = change[1]["work_order_id"] if change[0] == "start" else change[1][0]
         seen = last.get(order)
-        n = 0 if seen is None else seen[0] + (seen[1] != change[0])
+        n = 0 if seen is None else seen[0] + (seen[1] == "stop" and change[0] == "start")
         last[order] = (n, change[0])
         if n == len(out):
             out.append(([], []))

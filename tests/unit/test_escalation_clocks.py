@@ -30,10 +30,11 @@ def _shape(changes: list[Change]) -> list[tuple[list[str], list[Any]]]:
             [_start("A", "a1"), _start("B", "b1"), _stop("C"), _stop("D", "accept")],
             [(["a1", "b1"], [("C", None, None), ("D", "accept", None)])],
         ),
-        # An order started, stopped and started again: three rounds, in its order.
+        # An order started, stopped and started again: a round's starts go before its stops, so
+        # the stop shares the first start's round, and the second start needs a round of its own.
         (
             [_start("A", "a1"), _stop("A"), _start("A", "a2")],
-            [(["a1"], []), ([], [("A", None, None)]), (["a2"], [])],
+            [(["a1"], [("A", None, None)]), (["a2"], [])],
         ),
         # An order's stop before its start (resolved: its clocks stop, the feedback clock starts),
         # beside another order's start: the other goes in the first round.
@@ -41,10 +42,15 @@ def _shape(changes: list[Change]) -> list[tuple[list[str], list[Any]]]:
             [_stop("A"), _start("A", "a-feedback"), _start("B", "b1")],
             [(["b1"], [("A", None, None)]), (["a-feedback"], [])],
         ),
-        # Two of an order's changes of one kind in a row share a round.
+        # An order's starts, then its stops: one round.
         (
             [_start("A", "a1"), _start("A", "a2"), _stop("A", "accept"), _stop("A")],
-            [(["a1", "a2"], []), ([], [("A", "accept", None), ("A", None, None)])],
+            [(["a1", "a2"], [("A", "accept", None), ("A", None, None)])],
+        ),
+        # Stopped, started, stopped again: the second stop goes with the start after it.
+        (
+            [_stop("A", "accept"), _start("A", "a-review"), _stop("A", None)],
+            [([], [("A", "accept", None)]), (["a-review"], [("A", None, None)])],
         ),
     ],
 )
