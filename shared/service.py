@@ -66,7 +66,9 @@ class Service:
     tasks: list[Task]
     running: list[asyncio.Task[None]] = field(default_factory=list)
     stuck: str | None = None
-    started: bool = False  # its subscriber in its group and its tasks running (start_tasks)
+    # Why it takes no work, while it takes none: set until start_tasks (its subscriber in its
+    # group, its tasks running) and again by stop_tasks.
+    idle_because: str | None = "starting: the consumer joining its group"
 
 
 async def _parse_batch(records: tuple[Any, ...], original: Callable[[Any], Awaitable[Any]]) -> Any:
@@ -199,11 +201,11 @@ def build_service(
         svc.running.append(asyncio.create_task(_watch_topics(svc), name=f"{name}-watchdog"))
         for task in svc.tasks:
             svc.running.append(asyncio.create_task(task(svc), name=f"{name}-{task.__name__}"))
-        svc.started = True
+        svc.idle_because = None
         log.info("service started", topics=consumer.topics)
 
     async def stop_tasks() -> None:
-        svc.started = False  # draining: no longer taking work
+        svc.idle_because = "stopping: the batch in flight finishing"
         await pipeline.close()  # the batch in its transaction commits, or fails and comes again
         for task in svc.running:
             task.cancel()
@@ -271,7 +273,7 @@ def _json(body: dict[str, Any], status: int) -> AsgiResponse:
 async def _readiness_problems(svc: Service, broker: Any) -> list[str]:
     # Ready is taking work: a restarted consumer waits seconds for its group (an old member's
     # session to lapse), and its background tasks start only once it has joined.
-    problems = [] if svc.started else ["starting: the consumer joining its group"]
+    problems = [svc.idle_because] if svc.idle_because else []
     try:
         async with asyncio.timeout(2):
             async with svc.engine.connect() as conn:

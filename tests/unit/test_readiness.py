@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from types import SimpleNamespace
 from typing import Any
 
-from shared.service import _readiness_problems
+from shared.service import Service, _readiness_problems
 
 
 class _Connection:
@@ -27,13 +27,15 @@ class _Broker:
         return True
 
 
-def _service(started: bool) -> Any:
+def _service() -> Any:
     relay = SimpleNamespace(healthy=True, held=set())
-    return SimpleNamespace(engine=_Engine(), relay=relay, stuck=None, started=started)
+    return SimpleNamespace(engine=_Engine(), relay=relay, stuck=None, idle_because=Service.idle_because)
 
 
-async def test_a_service_is_unready_until_its_consumer_has_joined_and_its_tasks_run() -> None:
-    assert await _readiness_problems(_service(started=False), _Broker()) == [
-        "starting: the consumer joining its group"
-    ]
-    assert await _readiness_problems(_service(started=True), _Broker()) == []
+async def test_a_service_is_ready_only_while_it_takes_work() -> None:
+    svc = _service()
+    assert await _readiness_problems(svc, _Broker()) == ["starting: the consumer joining its group"]
+    svc.idle_because = None  # start_tasks: joined, its tasks running
+    assert await _readiness_problems(svc, _Broker()) == []
+    svc.idle_because = "stopping: the batch in flight finishing"  # stop_tasks
+    assert await _readiness_problems(svc, _Broker()) == ["stopping: the batch in flight finishing"]
