@@ -171,12 +171,6 @@ async def stop_many(conn: AsyncConnection, stops: Sequence[Stop]) -> None:
         await conn.execute(_STOP, {"stops": json_keys(stops)})
 
 
-async def stop(
-    conn: AsyncConnection, work_order_id: str, *, kind: str | None = None, dispatch_id: str | None = None
-) -> None:
-    await stop_many(conn, [(work_order_id, kind or None, dispatch_id or None)])
-
-
 Change = tuple[Literal["start"], dict[str, Any]] | tuple[Literal["stop"], Stop]
 
 

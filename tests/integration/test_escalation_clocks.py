@@ -71,8 +71,7 @@ async def test_a_batch_s_changes_written_together_leave_what_one_by_one_leaves()
                 if change[0] == "start":
                     await store.start(conn, [change[1]])
                 else:
-                    order, kind, dispatch = change[1]
-                    await store.stop(conn, order, kind=kind, dispatch_id=dispatch)
+                    await store.stop_many(conn, [change[1]])
         one_by_one = await _state(engine)
     async with fresh_database("whistle_test_clocks", "escalation") as engine:
         changes = store.ClockChanges(list(CHANGES))
